@@ -1,0 +1,230 @@
+"""The default, offline answerer: picks the sentences that answer, cites their exact spans.
+
+No generative model. For every sentence of the retrieved passages it computes a few features:
+embedding similarity to the question, idf-weighted coverage of the question's content words (in
+the sentence, and with its neighbours), whether it holds a candidate of the answer type the
+question wants (a percentage, a date, a person...), and the rank of its passage. A logistic model
+turns them into the probability that the sentence answers the question; its weights were fitted
+on the public SQuAD 2.0 slice with article-grouped cross-validation (``benchmarks/fit_answerer.py``)
+and are plain constants below. The answer is the best sentence, plus close runners-up within a
+citation budget; the short answer is the best typed span inside a cited sentence. When the best
+probability is under the refusal threshold the answer is an honest refusal.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rag.answer_types import AType, Candidate, candidates, compatible, expected_type
+from rag.catalog import SentenceRow
+from rag.config import AnswerSettings
+from rag.domain import Hit
+from rag.index import Index
+from rag.lexical import LexicalIndex, tokenize, words
+from rag.records import Citation
+
+REFUSAL_TEXT = "The sources don't say: no passage in the index answers this question."
+NO_PASSAGES_TEXT = "The sources don't say: nothing in the index matches this question."
+
+# Logistic weights over FEATURES (plus a bias), fitted by benchmarks/fit_answerer.py.
+FEATURES = ("cos", "lex", "ctx_lex", "type_match", "type_missing", "rank", "len")
+WEIGHTS = np.array([6.0, 4.0, 1.5, 0.8, -1.2, 0.8, 0.0], dtype=np.float32)
+BIAS = -6.5
+# Refuse below this probability: calibrated on the SQuAD slice for a false-refusal rate of
+# about 10% on answerable questions (see benchmarks/fit_answerer.py for the trade-off table).
+REFUSAL_THRESHOLD = 0.25
+# A runner-up sentence is cited too when its probability is at least this share of the best.
+RUNNER_UP_RATIO = 0.6
+
+
+@dataclass
+class ScoredSentence:
+    doc_id: str
+    source: str
+    idx: int
+    start: int
+    end: int
+    text: str
+    hit_rank: int
+    features: np.ndarray
+    prob: float = 0.0
+    typed: list[Candidate] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An answer before the citation gate: text with ``[n]`` markers, and its citations."""
+
+    answer: str
+    short_answer: str | None
+    citations: list[Citation]
+    refused: bool
+    confidence: float
+    sentences: tuple[ScoredSentence, ...] = ()
+
+
+def idf_coverage(q_tokens: list[str], tokens: set[str], lexical: LexicalIndex) -> float:
+    """Share of the question's idf mass whose tokens appear in ``tokens`` (0..1)."""
+    if not q_tokens:
+        return 0.0
+    total = sum(lexical.idf(t) for t in q_tokens)
+    return sum(lexical.idf(t) for t in q_tokens if t in tokens) / total if total else 0.0
+
+
+def typed_candidates(text: str, start: int, end: int, wanted: AType, question_words: set[str]) -> list[Candidate]:
+    """Candidates in ``text[start:end]`` compatible with ``wanted`` that the question doesn't name."""
+    out = []
+    for c in candidates(text, start, end):
+        if not compatible(wanted, c.type):
+            continue
+        if set(words(c.text)) <= question_words:
+            continue
+        out.append(c)
+    return out
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+class ExtractiveAnswerer:
+    """Answers from retrieved hits by selecting and citing sentences (see module docstring)."""
+
+    name = "extractive"
+
+    def __init__(self, index: Index, settings: AnswerSettings) -> None:
+        self.index = index
+        self.settings = settings
+        self.threshold = settings.refusal_threshold if settings.refusal_threshold is not None else REFUSAL_THRESHOLD
+
+    def score_sentences(self, question: str, hits: list[Hit], query_vector: np.ndarray) -> list[ScoredSentence]:
+        """Every distinct sentence of the hits, with features and probability, best first."""
+        lexical = self.index.lexical()
+        q_tokens = list(dict.fromkeys(tokenize(question)))
+        q_words = set(words(question))
+        wanted = expected_type(question)
+        seen: set[tuple[str, int]] = set()
+        seen_text: set[str] = set()
+        out: list[ScoredSentence] = []
+        texts: dict[str, str] = {}
+        for rank, hit in enumerate(hits):
+            span = self.index.catalog.sentence_index_range(hit.chunk.id)
+            if span is None:
+                continue
+            doc_id, first, last = span
+            rows = self.index.catalog.sentences(doc_id, max(first - 1, 0), last + 1)
+            text = texts.get(doc_id)
+            if text is None:
+                text = texts[doc_id] = self.index.catalog.text(doc_id) or ""
+            by_idx = {r.idx: r for r in rows}
+            for idx in range(first, last + 1):
+                row = by_idx.get(idx)
+                if row is None or (doc_id, idx) in seen:
+                    continue
+                seen.add((doc_id, idx))
+                sentence = text[row.start : row.end]
+                if sentence in seen_text:  # the same sentence in a duplicate document
+                    continue
+                seen_text.add(sentence)
+                out.append(self._features(text, row, by_idx, hit, rank, q_tokens, q_words, wanted, query_vector, lexical))
+        for s in out:
+            s.prob = sigmoid(float(s.features @ WEIGHTS) + BIAS)
+        out.sort(key=lambda s: -s.prob)
+        return out
+
+    def _features(
+        self,
+        text: str,
+        row: SentenceRow,
+        by_idx: dict[int, SentenceRow],
+        hit: Hit,
+        rank: int,
+        q_tokens: list[str],
+        q_words: set[str],
+        wanted: AType,
+        query_vector: np.ndarray,
+        lexical: LexicalIndex,
+    ) -> ScoredSentence:
+        sentence = text[row.start : row.end]
+        tokens = set(tokenize(sentence))
+        context = set(tokens)
+        for j in (row.idx - 1, row.idx + 1):
+            if j in by_idx:
+                context.update(tokenize(text[by_idx[j].start : by_idx[j].end]))
+        typed: list[Candidate] = []
+        if wanted is not AType.OTHER:
+            typed = typed_candidates(text, row.start, row.end, wanted, q_words)
+        feats = np.array(
+            [
+                float(query_vector @ row.vector),
+                idf_coverage(q_tokens, tokens, lexical),
+                idf_coverage(q_tokens, context, lexical),
+                1.0 if typed else 0.0,
+                1.0 if wanted is not AType.OTHER and not typed else 0.0,
+                1.0 / (1.0 + rank),
+                min(len(sentence), 400) / 400.0,
+            ],
+            dtype=np.float32,
+        )
+        return ScoredSentence(hit.chunk.doc_id, hit.source, row.idx, row.start, row.end, sentence, rank, feats, typed=typed)
+
+    def answer(self, question: str, hits: list[Hit], query_vector: np.ndarray) -> Draft:
+        if not hits:
+            return Draft(NO_PASSAGES_TEXT, None, [], True, 0.0)
+        scored = self.score_sentences(question, hits, query_vector)
+        if not scored or scored[0].prob < self.threshold:
+            best = scored[0].prob if scored else 0.0
+            return Draft(REFUSAL_TEXT, None, [], True, best, tuple(scored[:3]))
+        chosen = self._select(scored)
+        citations = [
+            Citation(id=i, source=s.source, start=s.start, end=s.end, quote=s.text) for i, s in enumerate(chosen, 1)
+        ]
+        short, short_id = self._short_answer(question, chosen)
+        parts = [f"{s.text} [{i}]" for i, s in enumerate(chosen, 1)]
+        text = " ".join(parts)
+        if short is not None:
+            text = f"{short} [{short_id}]. {text}"
+        return Draft(text, short, citations, False, chosen[0].prob, tuple(chosen))
+
+    def _select(self, scored: list[ScoredSentence]) -> list[ScoredSentence]:
+        best = scored[0]
+        chosen = [best]
+        budget = self.settings.max_cited_chars - len(best.text)
+        for s in scored[1:]:
+            if len(chosen) >= self.settings.max_sentences:
+                break
+            if s.prob < max(self.threshold, RUNNER_UP_RATIO * best.prob):
+                break
+            if len(s.text) <= budget:
+                chosen.append(s)
+                budget -= len(s.text)
+        return chosen
+
+    def _short_answer(self, question: str, chosen: list[ScoredSentence]) -> tuple[str | None, int]:
+        """The best typed span of a cited sentence, nearest the question's words; else None."""
+        q_stems = set(tokenize(question))
+        best: tuple[float, str, int] | None = None
+        for n, s in enumerate(chosen, 1):
+            anchors = [m for m in _token_positions(s.text) if m[2] in q_stems]
+            for c in s.typed:
+                rel = c.start - s.start
+                distance = min((abs(rel - a) for a, _, _ in anchors), default=len(s.text))
+                score = s.prob - 0.002 * distance - 0.15 * (n - 1)
+                if best is None or score > best[0]:
+                    best = (score, c.text, n)
+        return (best[1], best[2]) if best else (None, 0)
+
+
+def _token_positions(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, stem) of each content token in ``text``."""
+    import re
+
+    out = []
+    for m in re.finditer(r"\w+", text):
+        stem = tokenize(m.group(0))
+        if stem:
+            out.append((m.start(), m.end(), stem[0]))
+    return out

@@ -1,0 +1,182 @@
+"""Answer-type cues: what kind of answer a question wants, and candidate spans of that kind.
+
+Pure, rule-based and language-specific (English). ``expected_type(question)`` maps wh-words and
+their head nouns to a coarse type; ``candidates(text, start, end)`` finds typed spans inside a
+sentence with exact offsets. The answerer uses both to prefer sentences that contain an answer of
+the wanted kind and to cut the short answer out of a cited sentence.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+
+class AType(str, Enum):
+    PERCENT = "percent"
+    MONEY = "money"
+    NUMBER = "number"  # counts and quantities, with their unit when there is one
+    DATE = "date"
+    DURATION = "duration"
+    PERSON = "person"
+    PLACE = "place"
+    ORG = "org"
+    NAME = "name"  # some proper name whose kind we cannot tell
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A typed span of a document: ``text == document[start:end]``."""
+
+    start: int
+    end: int
+    text: str
+    type: AType
+
+
+_Q = re.compile  # questions are matched lower-cased
+
+_QUESTION_RULES: list[tuple[re.Pattern[str], AType]] = [
+    (_Q(r"\b(what|which)\s+(share|percent(age)?|proportion|fraction|portion|rate)\b|\bwhat %|\bhow much of\b|\bpercent"), AType.PERCENT),
+    (_Q(r"\bhow much\b.*\b(cost|pay|paid|spend|spent|worth|price|money|fund|budget|raise|earn)|\bhow much (money|cash|funding)\b|\b(what|which) (price|amount of money|sum)\b"), AType.MONEY),
+    (_Q(r"\bhow long\b(?!.*\b(ago|since)\b)|\bfor how long\b|\bwhat (duration|period of time)\b"), AType.DURATION),
+    (_Q(r"\bhow (many|much|far|tall|high|old|large|big|heavy|wide|deep|fast|often)\b|\bwhat (number|amount|quantity|size|population|area|length|height|speed|distance|temperature)\b|\bwhich number\b"), AType.NUMBER),
+    (_Q(r"^\s*when\b|\bwhen (did|was|were|is|will|do|does|had)\b|\b(what|which|in what|in which) (year|date|month|day|decade|century|time|era|period)\b|\bhow long ago\b|\bsince when\b"), AType.DATE),
+    (_Q(r"^\s*(who|whom|whose)\b|\b(who|whom|whose) (is|was|were|did|has|had|said|told|led|raised|warned|announced|contributed)\b|\b(what|which) (person|man|woman|official|president|leader|king|queen|emperor|general|commander|secretary|scientist|author|writer|player|minister|senator|ruler|explorer|artist|composer)\b|\bname of the (person|man|woman|official|president|leader)\b"), AType.PERSON),
+    (_Q(r"^\s*where\b|\bwhere (did|was|were|is|are|do|does|had)\b|\b(what|which|in what|in which) (country|countries|city|cities|state|place|region|continent|town|village|island|river|province|county|area|location|nation|capital|territory|sea|ocean|mountain)\b"), AType.PLACE),
+    (_Q(r"\b(what|which) (company|companies|organi[sz]ation|agency|agencies|bank|banks|party|government|institution|university|college|school|newspaper|network|army|group|team|command|department|ministry|court|council|committee|body|outlet|firm)\b"), AType.ORG),
+    (_Q(r"\b(what|which) (is|was) the name\b|\bwhat (is|was|were) .* called\b|\bwhat name\b"), AType.NAME),
+]
+
+
+def expected_type(question: str) -> AType:
+    """The coarse type of answer a question asks for (OTHER when no cue matches)."""
+    q = " ".join(question.lower().split())
+    for pattern, atype in _QUESTION_RULES:
+        if pattern.search(q):
+            return atype
+    return AType.OTHER
+
+
+_MONTHS = r"(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan\.|Feb\.|Mar\.|Apr\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.)"
+_NUMWORD = r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|dozens?|hundreds|thousands|millions|billions|half|a third|a quarter|twice)"
+_NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+_SCALE = r"(?:\s?(?:million|billion|trillion|thousand|hundred|bn|m|k)\b)?"
+
+_PATTERNS: list[tuple[re.Pattern[str], AType]] = [
+    (re.compile(rf"\b{_NUM}\s?(?:%|percent\b|per cent\b|percentage points?\b)|\b{_NUMWORD}[- ]percent\b", re.I), AType.PERCENT),
+    (re.compile(rf"(?:US)?[$€£¥]\s?{_NUM}{_SCALE}|\b{_NUM}{_SCALE}\s(?:dollars|euros|pounds|yuan|rubles|roubles|yen|francs|marks)\b", re.I), AType.MONEY),
+    (re.compile(rf"\b(?:{_MONTHS}\s\d{{1,2}}(?:st|nd|rd|th)?,?\s\d{{3,4}}|\d{{1,2}}(?:st|nd|rd|th)?\s{_MONTHS}\s\d{{3,4}}|{_MONTHS}\s\d{{3,4}}|{_MONTHS}\s\d{{1,2}}(?:st|nd|rd|th)?)\b"), AType.DATE),
+    (re.compile(r"\b(?:the\s)?(?:1\d|20)\d0s\b|\b(?:\d{1,2}(?:st|nd|rd|th)|(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|twenty-first))[- ]century\b", re.I), AType.DATE),
+    (re.compile(r"\b(?:in|since|by|until|from|during|of|before|after|around|circa|c\.)\s(?:AD\s|BC\s)?(\d{3,4})(?:\s?(?:BC|AD|BCE|CE))?\b"), AType.DATE),
+    (re.compile(r"\b(?:1[0-9]|20)\d\d\b"), AType.DATE),
+    (re.compile(r"\b(?:earlier|later|last|next|this)\s(?:this\s)?(?:week|month|year|decade|century)\b|\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b"), AType.DATE),
+    (re.compile(rf"\b(?:more than |over |nearly |almost |about |around |some |at least |up to )?(?:{_NUM}|{_NUMWORD}){_SCALE}(?:\s(?:years?|months?|weeks?|days?|hours?|minutes?|seconds?|decades?|centuries))\b", re.I), AType.DURATION),
+    (re.compile(rf"\b(?:more than |over |nearly |almost |about |around |some |at least |up to |roughly )?(?:{_NUM}{_SCALE}|{_NUMWORD}(?:\s(?:times|million|billion|thousand|hundred))?)(?:\s(?:[a-z]+-)?[a-z]+(?:\s(?:of\s)?[a-z]+)?)?", re.I), AType.NUMBER),
+]
+
+_TITLES = r"(?:President|Gen\.|General|Secretary|Senator|Sen\.|Rep\.|Mr\.|Mrs\.|Ms\.|Dr\.|Prof\.|Professor|King|Queen|Emperor|Prince|Princess|Pope|Saint|St\.|Sir|Lord|Lady|Chancellor|Minister|Prime Minister|Governor|Mayor|Judge|Justice|Admiral|Colonel|Col\.|Captain|Capt\.|Lt\.|Sgt\.)"
+_CAP_SEQ = re.compile(
+    r"(?:(?<=\s)|(?<=^)|(?<=[\"'(“‘]))"
+    r"(?:[A-Z][\w'’.-]*|[A-Z]\.)(?:\s(?:of|de|da|del|der|van|von|la|le|du|the|and|for|al|bin|ibn)\s[A-Z][\w'’.-]*|\s(?:[A-Z][\w'’.-]*|[A-Z]\.|\d+))*"
+)
+_ORG_WORDS = frozenset(
+    "inc inc. corp corp. corporation company co. ltd ltd. llc university college institute school bank party "
+    "army navy command congress parliament senate council committee department ministry agency administration "
+    "association society union league federation foundation church court commission office bureau group "
+    "times post news network press reuters cnn bbc nato un eu".split()
+)
+_PLACES = frozenset(
+    "africa america americas antarctica asia australia europe oceania arctic atlantic pacific mediterranean "
+    "afghanistan albania algeria argentina armenia austria azerbaijan bangladesh belarus belgium bolivia brazil "
+    "bulgaria cambodia canada chile china colombia croatia cuba cyprus czechia denmark egypt england estonia "
+    "ethiopia finland france georgia germany ghana greece hungary india indonesia iran iraq ireland israel italy "
+    "japan jordan kazakhstan kenya korea kosovo kuwait latvia lebanon libya lithuania malaysia mexico moldova "
+    "mongolia morocco myanmar nepal netherlands nigeria norway pakistan palestine peru philippines poland "
+    "portugal qatar romania russia rwanda scotland serbia singapore slovakia slovenia somalia spain sudan sweden "
+    "switzerland syria taiwan thailand tunisia turkey uganda ukraine uzbekistan venezuela vietnam wales yemen "
+    "zimbabwe britain prussia persia byzantium normandy gaul rome constantinople london paris berlin moscow "
+    "beijing washington kyiv kiev tokyo new york boston california texas florida virginia massachusetts "
+    "ohio quebec montreal edinburgh glasgow".split()
+)
+_NOT_NAMES = frozenset(
+    "the a an in on at of for to and but or so as by with from this that these those it its he she they we i "
+    "his her their our my after before during while when if however although since because there here".split()
+)
+
+
+def candidates(text: str, start: int = 0, end: int | None = None) -> list[Candidate]:
+    """Typed candidate spans of ``text[start:end]`` with absolute offsets, left to right."""
+    end = len(text) if end is None else end
+    out: list[Candidate] = []
+    taken: list[tuple[int, int]] = []
+
+    def overlaps(a: int, b: int) -> bool:
+        return any(a < y and x < b for x, y in taken)
+
+    for pattern, atype in _PATTERNS:
+        for m in pattern.finditer(text, start, end):
+            a, b = (m.start(1), m.end(1)) if m.re.groups and m.lastindex and atype is AType.DATE else m.span()
+            a, b = _trim(text, a, b)
+            if a < b and not overlaps(a, b):
+                out.append(Candidate(a, b, text[a:b], atype))
+                taken.append((a, b))
+    for m in _CAP_SEQ.finditer(text, start, end):
+        a, b = _trim(text, *m.span())
+        name = text[a:b]
+        if a >= b or overlaps(a, b) or name.lower() in _NOT_NAMES:
+            continue
+        # A capitalised word that merely starts the sentence is not a name.
+        if a == start and " " not in name and name.lower() not in _PLACES:
+            continue
+        out.append(Candidate(a, b, name, _name_type(text, a, name)))
+        taken.append((a, b))
+    return sorted(out, key=lambda c: c.start)
+
+
+def _trim(text: str, a: int, b: int) -> tuple[int, int]:
+    while a < b and text[a] in " ,;:'\"“”‘’()":
+        a += 1
+    while b > a and text[b - 1] in " ,;:'\"“”‘’().":
+        if text[b - 1] == "." and re.search(r"(?:\b[A-Z]|\bSt|\bJr|\bSr|\bInc|\bCo|\bLtd)\.$", text[a:b]):
+            break
+        b -= 1
+    if text[a:b].endswith("'s") or text[a:b].endswith("’s"):
+        b -= 2
+    return a, b
+
+
+def _name_type(text: str, a: int, name: str) -> AType:
+    words = [w.lower().strip(".,") for w in name.split()]
+    if any(w in _ORG_WORDS for w in words):
+        return AType.ORG
+    if all(w in _PLACES or w in {"new", "united", "states", "kingdom", "south", "north", "east", "west", "of", "the"} for w in words):
+        return AType.PLACE
+    before = text[max(0, a - 20) : a]
+    if re.search(rf"{_TITLES}\s$", before) or re.match(rf"{_TITLES}\s", name):
+        return AType.PERSON
+    if re.search(r"\b(?:in|at|from|to|near|across|into|throughout)\s$", before) and len(words) <= 3:
+        return AType.PLACE
+    if 2 <= len(words) <= 4 and all(w[:1].isalpha() for w in words):
+        return AType.PERSON if not any(w in {"of", "the", "and"} for w in words) else AType.NAME
+    return AType.NAME
+
+
+def compatible(wanted: AType, found: AType) -> bool:
+    """Whether a candidate of type ``found`` can answer a question wanting ``wanted``."""
+    if wanted is found:
+        return True
+    related = {
+        AType.NUMBER: {AType.PERCENT, AType.MONEY, AType.DURATION},
+        AType.DURATION: {AType.NUMBER, AType.DATE},
+        AType.DATE: set(),
+        AType.MONEY: {AType.NUMBER},
+        AType.PERCENT: set(),
+        AType.PERSON: {AType.NAME},
+        AType.PLACE: {AType.NAME},
+        AType.ORG: {AType.NAME},
+        AType.NAME: {AType.PERSON, AType.PLACE, AType.ORG},
+    }
+    return found in related.get(wanted, set())

@@ -1,0 +1,235 @@
+"""The Python API: ``Assistant.open(index_dir).ask(question, history=...)`` -> ``Answer``.
+
+One Assistant holds one index's resources (no global state): two assistants on two indexes work
+side by side in one process, and one assistant serves concurrent threads. Every answer passes the
+citation gate (``rag.citations.enforce_citations``) before it is returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import unicodedata
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from rag.answer import REFUSAL_TEXT, Draft, ExtractiveAnswerer
+from rag.catalog import DocumentInfo
+from rag.citations import enforce_citations
+from rag.config import Settings
+from rag.domain import Hit
+from rag.errors import QueryError
+from rag.index import Index
+from rag.ingest import IngestReport, ProgressFn, ingest
+from rag.records import Answer, RetrievedPassage, Turn
+from rag.retrieve import Filters, Retriever
+from rag.rewrite import rewrite
+
+logger = logging.getLogger(__name__)
+
+
+class Answerer(Protocol):
+    """Turns a standalone question and its retrieved passages into a draft answer."""
+
+    name: str
+
+    def answer(self, question: str, hits: list[Hit], query_vector: np.ndarray) -> Draft: ...
+
+
+HistoryLike = Sequence[Turn | dict[str, Any]]
+
+
+def clean_question(question: str, max_chars: int) -> str:
+    """The question with control characters removed and white space collapsed; or QueryError."""
+    if not isinstance(question, str):
+        raise QueryError(f"question must be text, not {type(question).__name__}")
+    if len(question) > max_chars:
+        raise QueryError(
+            f"question is {len(question):,} characters long; the limit is {max_chars:,} "
+            "(RAG_ANSWER__MAX_QUESTION_CHARS)"
+        )
+    kept = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in question)
+    kept = " ".join(kept.split())
+    if not kept:
+        raise QueryError("question is empty (nothing but white space or control characters)")
+    return kept
+
+
+def parse_history(history: HistoryLike | None) -> list[Turn]:
+    """Earlier turns, oldest first, from Turn objects or ``{"question", "answer"}`` dicts."""
+    turns: list[Turn] = []
+    for i, turn in enumerate(history or []):
+        if isinstance(turn, Turn):
+            turns.append(turn)
+        elif isinstance(turn, dict) and isinstance(turn.get("question"), str):
+            turns.append(Turn(question=turn["question"], answer=str(turn.get("answer") or "")))
+        else:
+            raise QueryError(f"history turn {i + 1} must be an object with a 'question' string")
+    return turns
+
+
+class Assistant:
+    """Ask questions of one index; see the module docstring."""
+
+    def __init__(self, index: Index, answerer: Answerer | None = None) -> None:
+        self.index = index
+        self.settings = index.settings
+        self.retriever = Retriever(index, self.settings.retrieval)
+        self.extractive = ExtractiveAnswerer(index, self.settings.answer)
+        self.answerer: Answerer = answerer or self._configured_answerer()
+
+    @classmethod
+    def open(
+        cls,
+        index_dir: str | Path | None = None,
+        settings: Settings | None = None,
+        create: bool = False,
+        answerer: Answerer | None = None,
+    ) -> Assistant:
+        """Open an index folder (default: ``settings.index_dir``); ``create`` makes a new one."""
+        settings = settings or Settings()
+        if index_dir is not None:
+            settings = settings.with_overrides(index_dir=Path(index_dir))
+        return cls(Index.open(settings, create=create), answerer)
+
+    def _configured_answerer(self) -> Answerer:
+        if self.settings.answer.answerer == "extractive":
+            return self.extractive
+        from rag.generative import GenerativeAnswerer  # imported only when an LLM is configured
+
+        return GenerativeAnswerer.from_settings(self.index, self.settings, fallback=self.extractive)
+
+    # -- asking -----------------------------------------------------------------------------
+    def standalone_question(self, question: str, history: list[Turn]) -> str:
+        condense = getattr(self.answerer, "condense", None)
+        if condense is not None and history:
+            return condense(question, history)
+        return rewrite(question, history)
+
+    def ask(
+        self,
+        question: str,
+        history: HistoryLike | None = None,
+        filters: Filters | None = None,
+        top_k: int | None = None,
+    ) -> Answer:
+        """Answer ``question`` (a follow-up of ``history`` if given) with verified citations."""
+        final: Answer | None = None
+        for item in self._run(question, history, filters, top_k, stream=False):
+            if isinstance(item, Answer):
+                final = item
+        assert final is not None
+        return final
+
+    def stream(
+        self,
+        question: str,
+        history: HistoryLike | None = None,
+        filters: Filters | None = None,
+        top_k: int | None = None,
+    ) -> Iterator[str | Answer]:
+        """Yield the answer text as it grows (each item the text so far), then the final record.
+
+        The final record's ``answer`` is authoritative: it has passed the citation gate and may
+        differ from the streamed text.
+        """
+        yield from self._run(question, history, filters, top_k, stream=True)
+
+    def _run(
+        self,
+        question: str,
+        history: HistoryLike | None,
+        filters: Filters | None,
+        top_k: int | None,
+        stream: bool,
+    ) -> Iterator[str | Answer]:
+        started = time.perf_counter()
+        question = clean_question(question, self.settings.answer.max_question_chars)
+        turns = parse_history(history)
+        standalone = self.standalone_question(question, turns)
+        t_rewrite = time.perf_counter()
+        query_vector = self.index.embed_query(standalone)
+        hits = self.retriever.retrieve(standalone, filters, top_k, query_vector)
+        t_retrieve = time.perf_counter()
+        draft: Draft | None = None
+        streamer = getattr(self.answerer, "stream", None) if stream else None
+        if streamer is not None:
+            for item in streamer(standalone, hits, query_vector):
+                if isinstance(item, Draft):
+                    draft = item
+                else:
+                    yield item
+        else:
+            draft = self.answerer.answer(standalone, hits, query_vector)
+        assert draft is not None
+        answer = self._gate(question, standalone, draft, hits)
+        t_answer = time.perf_counter()
+        if stream and streamer is None:
+            yield from _word_stream(answer.answer)
+        timings = {
+            "rewrite": (t_rewrite - started) * 1000,
+            "retrieve": (t_retrieve - t_rewrite) * 1000,
+            "answer": (t_answer - t_retrieve) * 1000,
+            "total": (time.perf_counter() - started) * 1000,
+        }
+        yield answer.model_copy(update={"timings_ms": {k: round(v, 2) for k, v in timings.items()}})
+
+    def _gate(self, question: str, standalone: str, draft: Draft, hits: list[Hit]) -> Answer:
+        """Verify every citation against the document text; never return an unbacked marker."""
+        texts: dict[str, str | None] = {}
+
+        def text_of(source: str) -> str | None:
+            if source not in texts:
+                texts[source] = self.index.catalog.text_by_source(source)
+            return texts[source]
+
+        text, citations = enforce_citations(draft.answer, draft.citations, text_of)
+        refused = draft.refused
+        short = draft.short_answer
+        if not refused and not citations:
+            logger.warning("every citation of the answer failed verification; refusing instead")
+            text, short, refused = REFUSAL_TEXT, None, True
+        if short is not None and not any(short in c.quote for c in citations):
+            short = None  # the short answer must be copied from a cited quote
+        retrieved = [RetrievedPassage(source=h.source, start=h.chunk.start, end=h.chunk.end, score=h.score) for h in hits]
+        return Answer(
+            question=question,
+            standalone_question=standalone,
+            answer=text,
+            short_answer=None if refused else short,
+            refused=refused,
+            citations=citations,
+            retrieved=retrieved,
+            answerer=getattr(draft, "answerer", None) or self.answerer.name,
+        )
+
+    # -- the index --------------------------------------------------------------------------
+    def ingest(self, paths: Sequence[str | Path], prune: bool = False, progress: ProgressFn | None = None) -> IngestReport:
+        """Add or update the files under ``paths``; see ``rag.ingest.ingest``."""
+        return ingest(self.index, [Path(p) for p in paths], prune=prune, progress=progress)
+
+    def documents(self) -> list[DocumentInfo]:
+        return self.index.documents()
+
+    def document_text(self, source: str) -> str:
+        """The exact text that citation offsets of ``source`` index into."""
+        return self.index.document_text(source)
+
+    def as_llamaindex_retriever(self, top_k: int | None = None, filters: Filters | None = None) -> Any:
+        """This index's hybrid retriever as a llama-index ``BaseRetriever``."""
+        from rag.llamaindex import HybridRetriever
+
+        return HybridRetriever(self, top_k=top_k, filters=filters)
+
+    def close(self) -> None:
+        self.index.catalog.close()
+
+
+def _word_stream(text: str, words_per_step: int = 4) -> Iterator[str]:
+    """The text so far, a few words at a time (the extractive answer exists all at once)."""
+    parts = text.split(" ")
+    for i in range(words_per_step, len(parts) + words_per_step, words_per_step):
+        yield " ".join(parts[:i])

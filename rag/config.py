@@ -1,0 +1,134 @@
+"""Settings: one pydantic-settings class with nested sections, read from ``RAG_*`` variables.
+
+Built once by an entry point (CLI, UI, eval) and passed down; never a global. Nested fields use
+a double underscore: ``RAG_RETRIEVAL__TOP_K=8``, ``RAG_LLM__BASE_URL=http://127.0.0.1:8080/v1``.
+Top-level fields are plain: ``RAG_INDEX_DIR``, ``RAG_CHROMA_URL``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_INDEX_DIR = Path(".rag-index")
+DEFAULT_CORPUS_DIR = Path("corpus")
+
+
+class EmbeddingSettings(BaseModel):
+    """The sentence-transformers model that embeds sentences and questions."""
+
+    model: str = Field("", description="hub id or local path; empty = the packaged all-MiniLM-L6-v2")
+    batch_size: int = Field(64, ge=1, le=4096)
+    device: str = "cpu"
+
+
+class ChunkingSettings(BaseModel):
+    """How documents are cut into chunks of whole sentences (see benchmarks/chunk_size.py)."""
+
+    chunk_chars: int = Field(500, ge=50, le=20_000)
+    overlap_sentences: int = Field(1, ge=0, le=10)
+    max_sentence_chars: int = Field(600, ge=20, le=20_000)
+
+
+class RetrievalSettings(BaseModel):
+    """Hybrid retrieval: dense (Chroma) and BM25 candidates fused with reciprocal rank fusion."""
+
+    top_k: int = Field(5, ge=1, le=100, description="passages handed to the answerer")
+    candidates: int = Field(30, ge=1, le=1000, description="candidates from each retriever")
+    rrf_k: int = Field(60, ge=1, description="RRF constant (Cormack et al. 2009)")
+    dense_weight: float = Field(1.0, ge=0.0)
+    lexical_weight: float = Field(1.0, ge=0.0)
+    reranker: str | None = Field(None, description="CrossEncoder hub id or path; None = off")
+    keep_only_last: bool = Field(
+        False, description="diagnostic: keep only the last-ranked passage (weakens answers on purpose)"
+    )
+
+
+class AnswerSettings(BaseModel):
+    """The answerer and its refusal policy."""
+
+    answerer: Literal["extractive", "openai", "ollama", "gguf"] = "extractive"
+    max_sentences: int = Field(3, ge=1, le=20, description="most sentences cited per answer")
+    max_cited_chars: int = Field(600, ge=50, description="citation budget per answer")
+    refusal_threshold: float | None = Field(
+        None, description="score below which to refuse; None = the calibrated default"
+    )
+    max_question_chars: int = Field(2000, ge=10)
+
+
+class LLMSettings(BaseModel):
+    """A generative model behind the citation gate (``answer.answerer`` selects which)."""
+
+    base_url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1")
+    model: str = "default"
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the key")
+    ollama_url: str = "http://127.0.0.1:11434"
+    gguf_path: Path | None = None
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(400, ge=16, le=8192)
+    timeout_s: float = Field(60.0, gt=0)
+    condense_followups: bool = True
+
+
+class UISettings(BaseModel):
+    """The Gradio app."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=0, le=65535)
+    auth: str | None = Field(None, description="user:password to require a login")
+    max_upload_mb: float = Field(20.0, gt=0)
+
+    @field_validator("auth")
+    @classmethod
+    def _auth_has_colon(cls, v: str | None) -> str | None:
+        if v is not None and v and ":" not in v:
+            raise ValueError("auth must look like user:password")
+        return v or None
+
+
+class Settings(BaseSettings):
+    """Every setting of the product; ``Settings()`` reads ``RAG_*`` environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_", env_nested_delimiter="__", extra="ignore", validate_default=True
+    )
+
+    index_dir: Path = DEFAULT_INDEX_DIR
+    corpus_dir: Path = DEFAULT_CORPUS_DIR
+    chroma_url: str | None = Field(None, description="http://host:port of a `chroma run` server")
+    max_file_mb: float = Field(50.0, gt=0, description="larger files are skipped at ingest")
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    answer: AnswerSettings = AnswerSettings()
+    llm: LLMSettings = LLMSettings()
+    ui: UISettings = UISettings()
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _url_scheme(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError(f"chroma_url ({v!r}) must start with http:// or https://")
+        return v or None
+
+    @model_validator(mode="after")
+    def _chunk_bounds(self) -> Settings:
+        if self.chunking.max_sentence_chars > self.chunking.chunk_chars * 4:
+            raise ValueError(
+                f"max_sentence_chars ({self.chunking.max_sentence_chars}) must be at most "
+                f"4 x chunk_chars ({self.chunking.chunk_chars})"
+            )
+        return self
+
+    def with_overrides(self, **sections: dict[str, object] | object) -> Settings:
+        """A copy with top-level fields or nested section fields replaced, validated again."""
+        data = self.model_dump()
+        for key, value in sections.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key].update(value)
+            else:
+                data[key] = value
+        return Settings.model_validate(data)

@@ -1,0 +1,153 @@
+"""BM25 over the same chunk ids as the vector store (bm25s), and the tokenizer both share.
+
+The index is derived from the catalog: it is rebuilt from the catalog's chunk texts after every
+committed ingest and saved with the catalog generation it was built from, so a stale or missing
+index (after a crash, say) is detected on open and rebuilt. Writes go to a temporary folder that
+replaces the old one, so a reader never loads half an index.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+STAMP_FILE = "stamp.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _stemmer():  # noqa: ANN202 - PyStemmer has no stubs
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+@functools.lru_cache(maxsize=1)
+def stopwords() -> frozenset[str]:
+    """NLTK's English stop words (198), read from the copy llama-index-core ships."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llama_index.core")
+    if spec and spec.submodule_search_locations:
+        path = Path(spec.submodule_search_locations[0]) / "_static/nltk_cache/corpora/stopwords/english"
+        if path.is_file():
+            return frozenset(path.read_text(encoding="utf-8").split())
+    from bm25s.stopwords import STOPWORDS_EN  # smaller list (33 words), same library family
+
+    return frozenset(STOPWORDS_EN)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (letters, digits, underscore), stop words kept."""
+    return _WORD.findall(text.lower())
+
+
+def tokenize(text: str) -> list[str]:
+    """Stemmed content tokens: stop words dropped, English Snowball stemmer."""
+    stop = stopwords()
+    kept = [w for w in words(text) if w not in stop]
+    return _stemmer().stemWords(kept) if kept else []
+
+
+class LexicalIndex:
+    """A BM25 index whose rows are chunk ids; also exposes inverse document frequencies."""
+
+    def __init__(self, ids: list[str], retriever: object | None, df: dict[str, int], generation: int) -> None:
+        self.ids = ids
+        self._retriever = retriever
+        self._df = df
+        self.generation = generation
+        self._n = len(ids)
+
+    @classmethod
+    def build(cls, ids: list[str], texts: list[str], generation: int) -> LexicalIndex:
+        import bm25s
+
+        tokens = [tokenize(t) for t in texts]
+        df: Counter[str] = Counter()
+        for toks in tokens:
+            df.update(set(toks))
+        retriever = None
+        if ids:
+            retriever = bm25s.BM25()
+            retriever.index([t or [""] for t in tokens], show_progress=False)
+        return cls(ids, retriever, dict(df), generation)
+
+    def idf(self, token: str) -> float:
+        """BM25-style idf, >0; a token no chunk contains gets the largest value."""
+        n = max(self._n, 1)
+        d = self._df.get(token, 0)
+        return math.log(1.0 + (n - d + 0.5) / (d + 0.5))
+
+    def document_frequency(self, token: str) -> int:
+        return self._df.get(token, 0)
+
+    @property
+    def size(self) -> int:
+        return self._n
+
+    def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
+        """Top ``k`` chunk ids by BM25 score (only positive scores), optionally within ``allowed``."""
+        if self._retriever is None or not self.ids:
+            return []
+        toks = [t for t in tokenize(query) if t in self._df]
+        if not toks:
+            return []
+        want = self._n if allowed is not None else min(k, self._n)
+        docs, scores = self._retriever.retrieve([toks], k=want, show_progress=False, n_threads=1)
+        out = []
+        for row, score in zip(docs[0], scores[0]):
+            if score <= 0:
+                break
+            cid = self.ids[int(row)]
+            if allowed is None or cid in allowed:
+                out.append((cid, float(score)))
+                if len(out) >= k:
+                    break
+        return out
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        """Write atomically: build in a sibling temp folder, then swap it in."""
+        tmp = folder.with_name(folder.name + ".tmp")
+        old = folder.with_name(folder.name + ".old")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        if self._retriever is not None:
+            self._retriever.save(str(tmp), show_progress=False)
+        (tmp / "ids.json").write_text(json.dumps(self.ids))
+        (tmp / "df.json").write_text(json.dumps(self._df))
+        # The stamp is written last: a folder without it is never trusted.
+        (tmp / STAMP_FILE).write_text(json.dumps({"generation": self.generation, "n": self._n}))
+        shutil.rmtree(old, ignore_errors=True)
+        if folder.exists():
+            folder.rename(old)
+        tmp.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex | None:
+        """The saved index, or None when missing or incomplete."""
+        import bm25s
+
+        try:
+            stamp = json.loads((folder / STAMP_FILE).read_text())
+            ids = json.loads((folder / "ids.json").read_text())
+            df = json.loads((folder / "df.json").read_text())
+            retriever = bm25s.BM25.load(str(folder), show_progress=False) if ids else None
+        except (OSError, ValueError, KeyError):
+            return None
+        if len(ids) != stamp.get("n"):
+            return None
+        return cls(ids, retriever, df, int(stamp["generation"]))
+
+
+def idf_weights(index: LexicalIndex, tokens: list[str]) -> np.ndarray:
+    return np.array([index.idf(t) for t in tokens], dtype=np.float32)

@@ -1,0 +1,95 @@
+"""Follow-up questions rewritten into standalone ones, without a language model.
+
+A question that leans on earlier turns ("and what did Russia build with them?") is detected by
+its anaphora (pronouns, "what about", a leading "and") or by having almost no content words of
+its own. It is rewritten by carrying forward what the earlier turn was about: for a personal
+pronoun the person named in the previous answer, otherwise the previous question's content
+words that the follow-up does not repeat. The rewrite is shown to the user as the question that
+was searched, so it stays readable: ``What did Russia build with them (microelectronics, China)?``
+"""
+
+from __future__ import annotations
+
+import re
+
+from rag.answer_types import AType, candidates
+from rag.lexical import stopwords, words
+from rag.records import Turn
+
+_LEADING = re.compile(r"^\s*(?:and|but|so|also|ok(?:ay)?|then|well|now)\b[\s,]*", re.I)
+_ELLIPSIS = re.compile(r"^\s*(?:what|how)\s+about\b|^\s*(?:and\s+)?(?:why|how|when|where|who)\s*\??\s*$", re.I)
+_PERSONAL = re.compile(r"\b(he|she|him|her|his|hers)\b", re.I)
+_OTHER_PRONOUNS = re.compile(r"\b(it|its|they|them|their|theirs|this|that|these|those|there|the same)\b", re.I)
+_WH = frozenset("what which who whom whose when where why how share much many".split())
+_GENERIC = frozenset("say said tell told come came go went get got make made do did does done one".split())
+_MAX_CARRY = 6
+
+
+def content_words(text: str) -> list[str]:
+    stop = stopwords()
+    seen: list[str] = []
+    for w in words(text):
+        if w in stop or w in _WH or w in _GENERIC or w in seen:
+            continue
+        seen.append(w)
+    return seen
+
+
+def is_follow_up(question: str) -> bool:
+    """Whether the question needs earlier turns to make sense."""
+    q = question.strip()
+    if _LEADING.match(q) or _ELLIPSIS.match(q):
+        return True
+    if _PERSONAL.search(q) or _OTHER_PRONOUNS.search(q):
+        return True
+    return len(content_words(q)) <= 1
+
+
+def _person_in(text: str) -> str | None:
+    people = [c.text for c in candidates(text) if c.type is AType.PERSON]
+    return people[0] if people else None
+
+
+def _original_case(text: str, word: str) -> str:
+    m = re.search(rf"\b{re.escape(word)}\b", text, re.I)
+    return m.group(0) if m else word
+
+
+def rewrite(question: str, history: list[Turn]) -> str:
+    """The standalone form of ``question`` given earlier turns (oldest first).
+
+    >>> rewrite("and what did Russia build with them?",
+    ...         [Turn(question="What share of microelectronics came from China?", answer="90%")])
+    'What did Russia build with them (microelectronics, China)?'
+    """
+    question = " ".join(question.split())
+    if not history or not is_follow_up(question):
+        return question
+    return _carry_forward(question, standalone_history(history)[-1], history[-1])
+
+
+def _carry_forward(question: str, previous: str, last: Turn) -> str:
+    core = _LEADING.sub("", question).strip() or question
+    core = core[0].upper() + core[1:]
+    body, mark = (core[:-1], "?") if core.endswith("?") else (core, "?")
+    present = set(words(core))
+    carry: list[str] = []
+    if _PERSONAL.search(core):
+        person = _person_in(last.answer) or _person_in(previous)
+        if person and not set(words(person)) & present:
+            carry.append(person)
+    for w in content_words(previous):
+        if w not in present and len(carry) < _MAX_CARRY:
+            carry.append(_original_case(previous, w))
+    if not carry:
+        return core
+    return f"{body.rstrip()} ({', '.join(carry)}){mark}"
+
+
+def standalone_history(history: list[Turn]) -> list[str]:
+    """Each earlier question made standalone using the turns before it."""
+    out: list[str] = []
+    for i, turn in enumerate(history):
+        q = " ".join(turn.question.split())
+        out.append(_carry_forward(q, out[-1], history[i - 1]) if i and is_follow_up(q) else q)
+    return out
