@@ -21,6 +21,7 @@ from rag.catalog import DocumentInfo
 from rag.citations import enforce_citations
 from rag.config import Settings
 from rag.domain import Hit
+from rag.embedding import Embedder
 from rag.errors import QueryError
 from rag.index import Index
 from rag.ingest import IngestReport, ProgressFn, ingest
@@ -88,12 +89,16 @@ class Assistant:
         settings: Settings | None = None,
         create: bool = False,
         answerer: Answerer | None = None,
+        embedder: Embedder | None = None,
     ) -> Assistant:
-        """Open an index folder (default: ``settings.index_dir``); ``create`` makes a new one."""
+        """Open an index folder (default: ``settings.index_dir``); ``create`` makes a new one.
+
+        ``embedder`` lets several assistants share one loaded model (tests, servers).
+        """
         settings = settings or Settings()
         if index_dir is not None:
             settings = settings.with_overrides(index_dir=Path(index_dir))
-        return cls(Index.open(settings, create=create), answerer)
+        return cls(Index.open(settings, create=create, embedder=embedder), answerer)
 
     def _configured_answerer(self) -> Answerer:
         if self.settings.answer.answerer == "extractive":

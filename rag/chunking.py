@@ -27,6 +27,7 @@ _BLOCK_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")  # a blank line (CRLF included) e
 # Lines that begin a new unit even without a blank line before them: markdown headings, list
 # items, quotes and table rows.
 _LINE_START = re.compile(r"\n(?=[ \t]*(?:#{1,6}\s|[-*+]\s|\d{1,3}[.)]\s|>|\|))")
+_HEADING_LINE = re.compile(r"^[ \t]*#{1,6}[ \t][^\n]*$", re.M)  # a heading ends at its line end
 _NON_SPACE = re.compile(r"\S")
 
 
@@ -57,6 +58,8 @@ def _segments(text: str) -> Iterator[Span]:
         cuts.update((m.start(), m.end()))
     for m in _LINE_START.finditer(text):
         cuts.add(m.start())
+    for m in _HEADING_LINE.finditer(text):
+        cuts.add(m.end())
     bounds = sorted(cuts)
     for a, b in zip(bounds, bounds[1:]):
         if _NON_SPACE.search(text, a, b):

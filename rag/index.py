@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import threading
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,15 @@ def _check_writable(index_dir: Path) -> None:
         raise StoreError(f"cannot create index folder {index_dir}: {e.strerror or e}") from e
     if not os.access(index_dir, os.W_OK | os.X_OK):
         raise StoreError(f"index folder {index_dir} is not writable")
+
+
+def _collection_name(catalog: Catalog) -> str:
+    """The index's Chroma collection, named once at creation so a moved folder still finds it."""
+    name = catalog.get_meta("collection")
+    if name is None:
+        name = f"rag_chunks_{uuid.uuid4().hex[:12]}"
+        catalog.set_meta("collection", name)
+    return name
 
 
 class Index:
@@ -87,7 +97,7 @@ class Index:
         embedder = embedder or SentenceTransformerEmbedder(
             settings.embedding.model, settings.embedding.batch_size, settings.embedding.device
         )
-        store = store or ChromaStore(index_dir, settings.chroma_url)
+        store = store or ChromaStore(index_dir, settings.chroma_url, _collection_name(catalog))
         index = cls(settings, catalog, store, embedder, writable)
         index._check_model()
         if writable:

@@ -44,6 +44,16 @@ def stopwords() -> frozenset[str]:
     return frozenset(STOPWORDS_EN)
 
 
+def _import_bm25s():  # noqa: ANN202
+    """bm25s, with the DEBUG level it sets on its own logger at import turned back down."""
+    import logging
+
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
 def words(text: str) -> list[str]:
     """Lower-cased word tokens (letters, digits, underscore), stop words kept."""
     return _WORD.findall(text.lower())
@@ -68,7 +78,7 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, ids: list[str], texts: list[str], generation: int) -> LexicalIndex:
-        import bm25s
+        bm25s = _import_bm25s()
 
         tokens = [tokenize(t) for t in texts]
         df: Counter[str] = Counter()
@@ -135,7 +145,7 @@ class LexicalIndex:
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex | None:
         """The saved index, or None when missing or incomplete."""
-        import bm25s
+        bm25s = _import_bm25s()
 
         try:
             stamp = json.loads((folder / STAMP_FILE).read_text())

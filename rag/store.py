@@ -13,7 +13,6 @@ in: Chroma's default embedding function would try to download a model.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -77,16 +76,10 @@ def date_number(date: str | None) -> int:
     return int(date.replace("-", "")) if date else 0
 
 
-def collection_name(index_dir: Path) -> str:
-    """One collection per index folder, so two indexes can share one server."""
-    digest = hashlib.sha1(str(index_dir.resolve()).encode()).hexdigest()[:12]
-    return f"rag_chunks_{digest}"
-
-
 class ChromaStore:
     """A Chroma collection of sentence vectors (cosine space) with doc id, source, span, date, chunks."""
 
-    def __init__(self, index_dir: Path, url: str | None = None, name: str | None = None) -> None:
+    def __init__(self, index_dir: Path, url: str | None = None, name: str = "rag_chunks") -> None:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
@@ -105,7 +98,7 @@ class ChromaStore:
             else:
                 self._client = chromadb.PersistentClient(path=str(index_dir / "chroma"), settings=chroma_settings)
             self._collection = self._client.get_or_create_collection(
-                name or collection_name(index_dir),
+                name,
                 metadata={"hnsw:space": "cosine"},
                 embedding_function=None,
             )

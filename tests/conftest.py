@@ -1,0 +1,68 @@
+"""Shared fixtures: one embedding model per test session, and a seed index built once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+from rag.config import Settings  # noqa: E402
+from rag.embedding import SentenceTransformerEmbedder  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+SEED_SOURCE = "000_530c0abb2a07a6c4.txt"
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    """The packaged MiniLM, loaded once for the whole session."""
+    return SentenceTransformerEmbedder()
+
+
+def make_settings(index_dir: Path, **overrides: object) -> Settings:
+    """Settings for a test index, isolated from the developer's RAG_* environment."""
+    return Settings(index_dir=index_dir, corpus_dir=CORPUS, chroma_url=None, **overrides)
+
+
+@pytest.fixture(scope="session")
+def seed_index_dir(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder) -> Path:
+    """An embedded index of corpus/, built once; tests that need to write copy it."""
+    from rag.assistant import Assistant
+
+    index_dir = tmp_path_factory.mktemp("seed-index")
+    assistant = Assistant.open(settings=make_settings(index_dir), create=True, embedder=embedder)
+    report = assistant.ingest([CORPUS])
+    assert not report.skipped, report.skipped
+    assistant.close()
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def seed_assistant(seed_index_dir: Path, embedder: SentenceTransformerEmbedder):  # noqa: ANN201
+    """A read-mostly assistant on the seed index (do not ingest through it)."""
+    from rag.assistant import Assistant
+
+    return Assistant.open(settings=make_settings(seed_index_dir), embedder=embedder)
+
+
+@pytest.fixture()
+def fresh_index_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "index"
+    return d
+
+
+@pytest.fixture()
+def seed_copy(tmp_path: Path, seed_index_dir: Path) -> Path:
+    """A private, writable copy of the seed index."""
+    dest = tmp_path / "seed-copy"
+    shutil.copytree(seed_index_dir, dest)
+    return dest
