@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -64,6 +65,8 @@ class Draft:
     refused: bool
     confidence: float
     sentences: tuple[ScoredSentence, ...] = ()
+    answerer: str = "extractive"  # which answerer produced the text that is returned
+    details: dict[str, Any] = field(default_factory=dict)  # answerer-specific facts for the record
 
 
 def idf_coverage(q_tokens: list[str], tokens: set[str], lexical: LexicalIndex) -> float:

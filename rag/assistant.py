@@ -208,7 +208,8 @@ class Assistant:
             refused=refused,
             citations=citations,
             retrieved=retrieved,
-            answerer=getattr(draft, "answerer", None) or self.answerer.name,
+            answerer=draft.answerer,
+            details=draft.details,
         )
 
     # -- the index --------------------------------------------------------------------------

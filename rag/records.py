@@ -7,6 +7,8 @@ fields are allowed and ignored when reading.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
@@ -68,3 +70,4 @@ class Answer(BaseModel):
     # Extras (allowed by the spec): what was retrieved, and which answerer produced the text.
     retrieved: list[RetrievedPassage] = Field(default_factory=list)
     answerer: str = "extractive"
+    details: dict[str, Any] = Field(default_factory=dict)
