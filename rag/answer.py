@@ -24,7 +24,7 @@ from rag.catalog import SentenceRow
 from rag.config import AnswerSettings
 from rag.domain import Hit
 from rag.index import Index
-from rag.lexical import LexicalIndex, tokenize, words
+from rag.lexical import LexicalIndex, stopwords, tokenize, words
 from rag.records import Citation
 
 REFUSAL_TEXT = "The sources don't say: no passage in the index answers this question."
@@ -77,13 +77,29 @@ def idf_coverage(q_tokens: list[str], tokens: set[str], lexical: LexicalIndex) -
     return sum(lexical.idf(t) for t in q_tokens if t in tokens) / total if total else 0.0
 
 
+_NAME_TYPES = frozenset({AType.PERSON, AType.PLACE, AType.ORG, AType.NAME})
+_TITLE_WORDS = frozenset(
+    "president gen general secretary senator sen rep mr mrs ms dr prof professor king queen "
+    "emperor prince princess pope saint st sir lord lady chancellor minister prime governor mayor".split()
+)
+
+
 def typed_candidates(text: str, start: int, end: int, wanted: AType, question_words: set[str]) -> list[Candidate]:
-    """Candidates in ``text[start:end]`` compatible with ``wanted`` that the question doesn't name."""
+    """Candidates in ``text[start:end]`` compatible with ``wanted`` that the question doesn't name.
+
+    A name that shares a word with the question ("Xi Jinping" for "Who called Xi?") is what
+    the question is about, not its answer; a number must add something the question lacks.
+    """
+    stop = stopwords()
     out = []
     for c in candidates(text, start, end):
         if not compatible(wanted, c.type):
             continue
-        if set(words(c.text)) <= question_words:
+        cand_words = set(words(c.text))
+        if c.type in _NAME_TYPES:
+            if (cand_words - stop - _TITLE_WORDS) & question_words:
+                continue
+        elif cand_words <= question_words:
             continue
         out.append(c)
     return out
@@ -216,6 +232,10 @@ class ExtractiveAnswerer:
                 rel = c.start - s.start
                 distance = min((abs(rel - a) for a, _, _ in anchors), default=len(s.text))
                 score = s.prob - 0.002 * distance - 0.15 * (n - 1)
+                if c.type is expected_type(question):
+                    score += 0.1  # a PERSON for "who", not merely some capitalised NAME
+                if c.type is AType.NAME and " " not in c.text:
+                    score -= 0.1  # a lone capitalised word ("Chinese") is a weak name
                 if best is None or score > best[0]:
                     best = (score, c.text, n)
         return (best[1], best[2]) if best else (None, 0)
