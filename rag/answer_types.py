@@ -74,7 +74,7 @@ _PATTERNS: list[tuple[re.Pattern[str], AType]] = [
     (re.compile(r"\b(?:1[0-9]|20)\d\d\b"), AType.DATE),
     (re.compile(r"\b(?:earlier|later|last|next|this)\s(?:this\s)?(?:week|month|year|decade|century)\b|\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b"), AType.DATE),
     (re.compile(rf"\b(?:more than |over |nearly |almost |about |around |some |at least |up to )?(?:{_NUM}|{_NUMWORD}){_SCALE}(?:\s(?:years?|months?|weeks?|days?|hours?|minutes?|seconds?|decades?|centuries))\b", re.I), AType.DURATION),
-    (re.compile(rf"\b(?:more than |over |nearly |almost |about |around |some |at least |up to |roughly )?(?:{_NUM}{_SCALE}|{_NUMWORD}(?:\s(?:times|million|billion|thousand|hundred))?)(?:\s(?:[a-z]+-)?[a-z]+(?:\s(?:of\s)?[a-z]+)?)?", re.I), AType.NUMBER),
+    (re.compile(rf"\b(?:more than |over |nearly |almost |about |around |some |at least |up to |roughly )?(?:{_NUM}{_SCALE}|{_NUMWORD}(?:\s(?:times|million|billion|thousand|hundred))?)(?:\s(?:[a-z]+-)?[a-z]+)?", re.I), AType.NUMBER),
 ]
 
 _TITLES = r"(?:President|Gen\.|General|Secretary|Senator|Sen\.|Rep\.|Mr\.|Mrs\.|Ms\.|Dr\.|Prof\.|Professor|King|Queen|Emperor|Prince|Princess|Pope|Saint|St\.|Sir|Lord|Lady|Chancellor|Minister|Prime Minister|Governor|Mayor|Judge|Justice|Admiral|Colonel|Col\.|Captain|Capt\.|Lt\.|Sgt\.)"
@@ -124,16 +124,29 @@ def candidates(text: str, start: int = 0, end: int | None = None) -> list[Candid
                 out.append(Candidate(a, b, text[a:b], atype))
                 taken.append((a, b))
     for m in _CAP_SEQ.finditer(text, start, end):
-        a, b = _trim(text, *m.span())
-        name = text[a:b]
-        if a >= b or overlaps(a, b) or name.lower() in _NOT_NAMES:
-            continue
-        # A capitalised word that merely starts the sentence is not a name.
-        if a == start and " " not in name and name.lower() not in _PLACES:
-            continue
-        out.append(Candidate(a, b, name, _name_type(text, a, name)))
-        taken.append((a, b))
+        for a, b in _split_at_sentence_ends(text, *m.span()):
+            a, b = _trim(text, a, b)
+            name = text[a:b]
+            if a >= b or overlaps(a, b) or name.lower() in _NOT_NAMES:
+                continue
+            # A capitalised word that merely starts the sentence is not a name.
+            if a == start and " " not in name and name.lower() not in _PLACES:
+                continue
+            out.append(Candidate(a, b, name, _name_type(text, a, name)))
+            taken.append((a, b))
     return sorted(out, key=lambda c: c.start)
+
+
+_SENTENCE_END = re.compile(r"(?<=[a-z]{3})\.\s")  # "China. Gen." ends a sentence; "Gen. Chris" does not
+
+
+def _split_at_sentence_ends(text: str, a: int, b: int) -> list[tuple[int, int]]:
+    pieces = []
+    for m in _SENTENCE_END.finditer(text, a, b):
+        pieces.append((a, m.start() + 1))
+        a = m.end()
+    pieces.append((a, b))
+    return pieces
 
 
 def _trim(text: str, a: int, b: int) -> tuple[int, int]:

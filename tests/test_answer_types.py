@@ -1,0 +1,68 @@
+"""Answer-type cues: question types and typed candidate spans with exact offsets."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.answer import typed_candidates
+from rag.answer_types import AType, candidates, compatible, expected_type
+
+
+@pytest.mark.parametrize(
+    ("question", "wanted"),
+    [
+        ("What share of microelectronics came from China?", AType.PERCENT),
+        ("What percentage of voters turned out?", AType.PERCENT),
+        ("How much did the bridge cost?", AType.MONEY),
+        ("How many engines were shipped?", AType.NUMBER),
+        ("How long did the siege last?", AType.DURATION),
+        ("When did the war start?", AType.DATE),
+        ("In what year was the treaty signed?", AType.DATE),
+        ("Who commands U.S. European Command?", AType.PERSON),
+        ("Which president raised concerns?", AType.PERSON),
+        ("Where did Blinken travel?", AType.PLACE),
+        ("Which country supplies the engines?", AType.PLACE),
+        ("Which agency issued the order?", AType.ORG),
+        ("What did Russia build?", AType.OTHER),
+        ("Why is success hard to measure?", AType.OTHER),
+    ],
+)
+def test_expected_type(question: str, wanted: AType) -> None:
+    assert expected_type(question) is wanted
+
+
+def spans(text: str, kind: AType) -> list[str]:
+    found = [c for c in candidates(text) if c.type is kind]
+    for c in found:
+        assert text[c.start : c.end] == c.text
+    return [c.text for c in found]
+
+
+def test_typed_spans_have_exact_offsets() -> None:
+    text = (
+        "In 2023, 90% of Russia's microelectronics imports came from China. Gen. Chris Cavoli spoke on "
+        "March 5, 2024 about $1.2 billion in aid and 40,000 shells over three years in Kyiv."
+    )
+    assert "90%" in spans(text, AType.PERCENT)
+    assert "2023" in spans(text, AType.DATE) and "March 5, 2024" in spans(text, AType.DATE)
+    assert "$1.2 billion" in spans(text, AType.MONEY)
+    assert any(s.startswith("40,000 shells") for s in spans(text, AType.NUMBER))
+    assert "over three years" in spans(text, AType.DURATION)
+    assert "Gen. Chris Cavoli" in spans(text, AType.PERSON)
+    assert "China" in spans(text, AType.PLACE) or "China" in spans(text, AType.NAME)
+
+
+def test_candidates_the_question_already_names_are_not_answers() -> None:
+    text = "President Joe Biden raised concerns in a call with Chinese President Xi Jinping."
+    found = [c.text for c in typed_candidates(text, 0, len(text), AType.PERSON, {"who", "raised", "concerns", "with", "xi"})]
+    assert "President Joe Biden" in found
+    assert not any("Xi" in f for f in found)
+    nums = typed_candidates("It had 40 ships.", 0, 16, AType.NUMBER, {"how", "many", "40", "ships"})
+    assert nums == []
+
+
+def test_compatibility_of_types() -> None:
+    assert compatible(AType.NUMBER, AType.PERCENT)
+    assert compatible(AType.PERSON, AType.NAME)
+    assert not compatible(AType.DATE, AType.NUMBER)
+    assert not compatible(AType.PERCENT, AType.NUMBER)

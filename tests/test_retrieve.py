@@ -1,0 +1,67 @@
+"""Reciprocal rank fusion and filters (pure), and hybrid retrieval on the seed index."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.errors import QueryError
+from rag.retrieve import Filters, reciprocal_rank_fusion
+
+from .conftest import SEED_SOURCE
+
+
+def test_rrf_rewards_agreement_and_respects_weights() -> None:
+    fused = reciprocal_rank_fusion([["a", "b", "c"], ["c", "b", "d"]], k=60)
+    assert [i for i, _ in fused][:2] == ["b", "c"] or [i for i, _ in fused][0] in {"b", "c"}
+    assert {i for i, _ in fused} == {"a", "b", "c", "d"}
+    scores = dict(fused)
+    assert scores["b"] == pytest.approx(1 / 62 + 1 / 62)
+    assert scores["a"] == pytest.approx(1 / 61) and scores["d"] == pytest.approx(1 / 63)
+    only_second = reciprocal_rank_fusion([["a"], ["d"]], k=1, weights=[0.0, 1.0])
+    assert only_second[0] == ("d", 0.5)
+
+
+def test_rrf_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match=r"k \(0\)"):
+        reciprocal_rank_fusion([["a"]], k=0)
+    with pytest.raises(ValueError, match="2 weights given for 1 rankings"):
+        reciprocal_rank_fusion([["a"]], weights=[1.0, 2.0])
+
+
+def test_filters_validate_dates() -> None:
+    with pytest.raises(QueryError, match="date_from"):
+        Filters(date_from="April 2024")
+    with pytest.raises(QueryError, match="is after"):
+        Filters(date_from="2024-05-01", date_to="2024-04-01")
+    assert Filters().empty and not Filters(sources=("a.txt",)).empty
+
+
+def test_hybrid_retrieval_finds_the_evidence_chunk(seed_assistant) -> None:  # noqa: ANN001
+    hits = seed_assistant.retriever.retrieve("What share of microelectronics came from China?")
+    assert hits and hits[0].source == SEED_SOURCE
+    assert any("90% of Russia's microelectronics" in h.chunk.text for h in hits[:2])
+    for h in hits:
+        text = seed_assistant.document_text(h.source)
+        assert text[h.chunk.start : h.chunk.end] == h.chunk.text
+        assert h.dense_rank is not None or h.lexical_rank is not None
+
+
+def test_source_and_date_filters(seed_assistant) -> None:  # noqa: ANN001
+    q = "microelectronics imports"
+    assert seed_assistant.retriever.retrieve(q, Filters(sources=("other.txt",))) == []
+    assert seed_assistant.retriever.retrieve(q, Filters(sources=("000_*",)))
+    assert seed_assistant.retriever.retrieve(q, Filters(date_from="2024-04-01", date_to="2024-04-30"))
+    assert seed_assistant.retriever.retrieve(q, Filters(date_from="2025-01-01")) == []
+
+
+def test_llamaindex_retriever_returns_nodes_with_exact_offsets(seed_assistant) -> None:  # noqa: ANN001
+    from llama_index.core.retrievers import BaseRetriever
+
+    retriever = seed_assistant.as_llamaindex_retriever(top_k=3)
+    assert isinstance(retriever, BaseRetriever)
+    nodes = retriever.retrieve("Who commands U.S. European Command?")
+    assert len(nodes) == 3
+    for n in nodes:
+        text = seed_assistant.document_text(n.node.metadata["source"])
+        assert text[n.node.start_char_idx : n.node.end_char_idx] == n.node.get_content()
+    assert any("Cavoli" in n.node.get_content() for n in nodes)
