@@ -65,8 +65,8 @@ def collect(assistant: Assistant, questions: list[dict]) -> tuple[list[np.ndarra
     answerer = ExtractiveAnswerer(assistant.index, assistant.settings.answer)
     feats, labels, meta = [], [], []
     started = time.perf_counter()
-    for n, q in enumerate(questions):
-        vector = assistant.index.embed_query(q["question"])
+    vectors = assistant.index.embedder.embed([q["question"] for q in questions])  # one batched encode
+    for n, (q, vector) in enumerate(zip(questions, vectors)):
         hits = assistant.retriever.retrieve(q["question"], query_vector=vector)
         scored = answerer.score_sentences(q["question"], hits, vector)
         x = np.stack([s.features for s in scored]) if scored else np.zeros((0, len(FEATURES)), np.float32)

@@ -72,6 +72,7 @@ _PATTERNS: list[tuple[re.Pattern[str], AType]] = [
     (re.compile(r"\b(?:the\s)?(?:1\d|20)\d0s\b|\b(?:\d{1,2}(?:st|nd|rd|th)|(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|twenty-first))[- ]century\b", re.I), AType.DATE),
     (re.compile(r"\b(?:in|since|by|until|from|during|of|before|after|around|circa|c\.)\s(?:AD\s|BC\s)?(\d{3,4})(?:\s?(?:BC|AD|BCE|CE))?\b"), AType.DATE),
     (re.compile(r"\b(?:1[0-9]|20)\d\d\b"), AType.DATE),
+    (re.compile(rf"\b(?:more than |over |nearly |almost |about |around |some |at least )?(?:{_NUM}|{_NUMWORD}|a few|several|many)\s(?:years?|months?|weeks?|days?|decades?|centuries|hours?)\sago\b", re.I), AType.DATE),
     (re.compile(r"\b(?:earlier|later|last|next|this)\s(?:this\s)?(?:week|month|year|decade|century)\b|\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b"), AType.DATE),
     (re.compile(rf"\b(?:more than |over |nearly |almost |about |around |some |at least |up to )?(?:{_NUM}|{_NUMWORD}){_SCALE}(?:\s(?:years?|months?|weeks?|days?|hours?|minutes?|seconds?|decades?|centuries))\b", re.I), AType.DURATION),
     (re.compile(rf"\b(?:more than |over |nearly |almost |about |around |some |at least |up to |roughly )?(?:{_NUM}{_SCALE}|{_NUMWORD}(?:\s(?:times|million|billion|thousand|hundred))?)(?:\s(?:[a-z]+-)?[a-z]+)?", re.I), AType.NUMBER),
@@ -120,6 +121,8 @@ def candidates(text: str, start: int = 0, end: int | None = None) -> list[Candid
         for m in pattern.finditer(text, start, end):
             a, b = (m.start(1), m.end(1)) if m.re.groups and m.lastindex and atype is AType.DATE else m.span()
             a, b = _trim(text, a, b)
+            if atype is AType.NUMBER:
+                a, b = _number_span(text, a, b)
             if a < b and not overlaps(a, b):
                 out.append(Candidate(a, b, text[a:b], atype))
                 taken.append((a, b))
@@ -147,6 +150,21 @@ def _split_at_sentence_ends(text: str, a: int, b: int) -> list[tuple[int, int]]:
         a = m.end()
     pieces.append((a, b))
     return pieces
+
+
+_WEAK_NUMBERS = frozenset({"one", "half", "twice", "a third", "a quarter"})
+
+
+def _number_span(text: str, a: int, b: int) -> tuple[int, int]:
+    """Drop a trailing function word taken as a unit ("one of" -> "one"); empty if too weak."""
+    from rag.lexical import stopwords
+
+    words = text[a:b].split(" ")
+    if len(words) > 1 and words[-1].lower() in stopwords():
+        b = a + len(" ".join(words[:-1]))
+    if text[a:b].lower() in _WEAK_NUMBERS:
+        return a, a
+    return a, b
 
 
 def _trim(text: str, a: int, b: int) -> tuple[int, int]:
@@ -183,11 +201,12 @@ def compatible(wanted: AType, found: AType) -> bool:
         return True
     related = {
         AType.NUMBER: {AType.PERCENT, AType.MONEY, AType.DURATION},
-        AType.DURATION: {AType.NUMBER, AType.DATE},
+        AType.DURATION: {AType.NUMBER},
         AType.DATE: set(),
         AType.MONEY: {AType.NUMBER},
         AType.PERCENT: set(),
-        AType.PERSON: {AType.NAME},
+        # "Who" in news often means a country or an organisation ("who is responsible?").
+        AType.PERSON: {AType.NAME, AType.ORG, AType.PLACE},
         AType.PLACE: {AType.NAME},
         AType.ORG: {AType.NAME},
         AType.NAME: {AType.PERSON, AType.PLACE, AType.ORG},

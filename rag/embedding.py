@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from rag.bert_numpy import NumpyBert
 from rag.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -33,6 +35,24 @@ class Embedder(Protocol):
     """Anything that turns texts into L2-normalised float32 vectors of a fixed dimension."""
 
     name: str
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """One text's embedding; for BERT models without loading torch (see rag.bert_numpy)."""
+        encoder = self._numpy_encoder()
+        if encoder is None:
+            return self.embed([text])[0]
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="blas"):  # tiny matrices: threads only add overhead
+            return encoder.embed(text)
+
+    def _numpy_encoder(self) -> NumpyBert | None:
+        if self._query_encoder is None:
+            with self._lock:
+                if self._query_encoder is None:
+                    path = Path(self._model_ref or default_model_path())
+                    self._query_encoder = NumpyBert(path) if NumpyBert.supports(path) else False
+        return self._query_encoder or None
 
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
@@ -59,6 +79,7 @@ class SentenceTransformerEmbedder:
         self.device = device
         self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
+        self._query_encoder: NumpyBert | None | bool = None  # False: not supported for this model
 
     def _load(self) -> SentenceTransformer:
         with self._lock:
@@ -84,6 +105,24 @@ class SentenceTransformerEmbedder:
         model = self._load()
         dim = model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") else None
         return int(dim or model.get_sentence_embedding_dimension())
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """One text's embedding; for BERT models without loading torch (see rag.bert_numpy)."""
+        encoder = self._numpy_encoder()
+        if encoder is None:
+            return self.embed([text])[0]
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="blas"):  # tiny matrices: threads only add overhead
+            return encoder.embed(text)
+
+    def _numpy_encoder(self) -> NumpyBert | None:
+        if self._query_encoder is None:
+            with self._lock:
+                if self._query_encoder is None:
+                    path = Path(self._model_ref or default_model_path())
+                    self._query_encoder = NumpyBert(path) if NumpyBert.supports(path) else False
+        return self._query_encoder or None
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Normalised embeddings, shape ``(len(texts), dimension)``, float32."""

@@ -178,4 +178,5 @@ class Index:
         return text
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embedder.embed([text])[0]
+        fast = getattr(self.embedder, "embed_query", None)
+        return fast(text) if fast is not None else self.embedder.embed([text])[0]

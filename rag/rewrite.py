@@ -29,7 +29,7 @@ def content_words(text: str) -> list[str]:
     stop = stopwords()
     seen: list[str] = []
     for w in words(text):
-        if w in stop or w in _WH or w in _GENERIC or w in seen:
+        if len(w) < 2 or w in stop or w in _WH or w in _GENERIC or w in seen:
             continue
         seen.append(w)
     return seen
@@ -43,6 +43,16 @@ def is_follow_up(question: str) -> bool:
     if _PERSONAL.search(q) or _OTHER_PRONOUNS.search(q):
         return True
     return len(content_words(q)) <= 1
+
+
+_MARKERS = re.compile(r"\s*\[\d+\]")
+_SHORT_ANSWER_WORDS = 8
+
+
+def _short_answer(answer: str) -> str:
+    """The answer's leading short answer ("90% [1]. In 2023, ..." -> "90%") when it is short."""
+    head = _MARKERS.split(answer.strip(), maxsplit=1)[0].strip().rstrip(".")
+    return head if 0 < len(head.split()) <= _SHORT_ANSWER_WORDS else ""
 
 
 def _person_in(text: str) -> str | None:
@@ -78,9 +88,16 @@ def _carry_forward(question: str, previous: str, last: Turn) -> str:
         person = _person_in(last.answer) or _person_in(previous)
         if person and not set(words(person)) & present:
             carry.append(person)
-    for w in content_words(previous):
-        if w not in present and len(carry) < _MAX_CARRY:
-            carry.append(_original_case(previous, w))
+    antecedent = [w for w in content_words(_short_answer(last.answer)) if w.isalpha() and w not in present]
+    if antecedent and not carry and _OTHER_PRONOUNS.search(core):
+        # "What does Russia use it for?" after the answer "nitrocellulose from China": the
+        # pronoun points at what the last answer named, not at the last question's words.
+        short = _short_answer(last.answer)
+        carry.extend(_original_case(short, w) for w in antecedent[:_MAX_CARRY])
+    else:
+        for w in content_words(previous):
+            if w not in present and len(carry) < _MAX_CARRY:
+                carry.append(_original_case(previous, w))
     if not carry:
         return core
     return f"{body.rstrip()} ({', '.join(carry)}){mark}"
