@@ -1,0 +1,204 @@
+"""The UI's pure parts without a browser: HTML rendering (text stays text) and upload names."""
+
+from __future__ import annotations
+
+import html
+import os
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rag.catalog import DocumentInfo
+from rag.records import Answer, Citation
+from ui import render
+from ui.uploads import UploadRefused, safe_name, save_upload
+
+DOC_TEXT = "Intro.\n\nIn 2023, 90% <b>of</b> imports came from China & co.\n\nOutro <script>x()</script>."
+START = DOC_TEXT.index("In 2023")
+END = DOC_TEXT.index("co.") + 3
+CITATION = Citation(id=1, source="news/a.txt", start=START, end=END, quote=DOC_TEXT[START:END])
+DOC = DocumentInfo(
+    id="d1", source="news/a.txt", title="<i>Imports</i>", date="2024-04-13", kind="txt",
+    sha256="0" * 64, n_chunks=3, n_chars=len(DOC_TEXT),
+)
+HOSTILE = '<script>alert(1)</script><img src=x onerror="alert(2)"> & "quotes" \'single\' ${x}'
+
+
+class Tags(HTMLParser):
+    """Every start tag and its attributes, and the text content, of an HTML fragment."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse(fragment: str) -> Tags:
+    p = Tags()
+    p.feed(fragment)
+    p.close()
+    return p
+
+
+SAFE_TAGS = {"div", "span", "a", "ol", "li", "br", "mark", "dl", "dt", "dd", "table", "thead", "tbody", "tr", "th", "td"}
+SAFE_ATTRS = {"class", "href", "id", "data-key"}
+
+
+def assert_only_our_markup(fragment: str) -> None:
+    for tag, attrs in parse(fragment).tags:
+        assert tag in SAFE_TAGS, (tag, fragment)
+        assert set(attrs) <= SAFE_ATTRS, (attrs, fragment)
+        href = attrs.get("href")
+        assert href is None or href.startswith("#cite-"), href
+
+
+def answer(text: str, citations: list[Citation], question: str = "q?", standalone: str | None = None) -> Answer:
+    return Answer(question=question, standalone_question=standalone or question, answer=text, citations=citations)
+
+
+def test_text_escapes_markup_and_quotes() -> None:
+    assert render.text(HOSTILE) == html.escape(HOSTILE, quote=True)
+    assert "<" not in render.text(HOSTILE) and '"' not in render.text(HOSTILE)
+    assert render.multiline("a<b>\nc") == "a&lt;b&gt;<br>c"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_any_question_or_answer_text_renders_as_exactly_that_text(value: str) -> None:
+    value = value.replace("\r", "")  # the HTML parser normalises CR, the browser too
+    for fragment in (render.question_html(value), render.pending_html(value), render.error_html(value)):
+        assert_only_our_markup(fragment)
+        assert "".join(parse(fragment.replace("<br>", "\n")).text) == value
+
+
+def test_answer_links_only_markers_of_real_citations() -> None:
+    a = answer(f"90% [1]. Also [7] and {HOSTILE} [1]", [CITATION])
+    out = render.answer_html(a, 3, {"news/a.txt": "<i>Imports</i>"})
+    assert_only_our_markup(out)
+    assert out.count('href="#cite-3-1"') == 4  # two markers + the source list's number and title
+    assert "[7]" in out and "#cite-3-7" not in out
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out and "<script" not in out
+    assert "&lt;i&gt;Imports&lt;/i&gt;" in out
+    assert f"characters {START}–{END}" in out.replace(",", "")
+
+
+def test_answer_shows_the_searched_question_only_for_a_rewritten_follow_up() -> None:
+    same = render.answer_html(answer("x [1]", [CITATION], "q"), 0, {})
+    assert "rag-searched" not in same
+    rewritten = render.answer_html(answer("x [1]", [CITATION], "and them?", "What <about> them (China)?"), 1, {})
+    assert "Searched for" in rewritten and "What &lt;about&gt; them (China)?" in rewritten
+
+
+def test_refused_answer_has_no_source_list() -> None:
+    out = render.answer_html(Answer(question="q", standalone_question="q", answer="The sources don't say.", refused=True), 0, {})
+    assert "rag-refused" in out and "rag-sources" not in out
+
+
+def test_source_panel_marks_exactly_the_cited_span_and_escapes_the_rest() -> None:
+    out = render.source_html(render.SourceView(CITATION, 2, DOC, DOC_TEXT))
+    assert_only_our_markup(out)
+    p = parse(out)
+    assert [t for t, _ in p.tags].count("mark") == 1
+    marked = out.split('data-key="2-1">', 1)[1].split("</mark>", 1)[0]
+    assert html.unescape(marked) == CITATION.quote
+    assert "&lt;script&gt;x()&lt;/script&gt;" in out and "&lt;i&gt;Imports&lt;/i&gt;" in out
+    for shown in ("2024-04-13", "news/a.txt", f"{START:,}–{END:,}", "answer 3"):
+        assert shown in out
+
+
+def test_source_panel_window_is_bounded_and_marked_as_cut() -> None:
+    long_text = "x" * 10_000 + CITATION.quote + "y" * 10_000
+    c = Citation(id=1, source="a", start=10_000, end=10_000 + len(CITATION.quote), quote=CITATION.quote)
+    out = render.source_html(render.SourceView(c, 0, None, long_text), context_chars=100)
+    assert out.count("x") < 200 and out.count("…") == 2
+
+
+@pytest.mark.parametrize("body", [None, "a different text now"])
+def test_source_panel_falls_back_to_the_quote_when_the_document_changed(body: str | None) -> None:
+    out = render.source_html(render.SourceView(CITATION, 0, None, body))
+    assert "showing the quoted text" in out
+    assert html.unescape(out.split('data-key="0-1">', 1)[1].split("</mark>")[0]) == CITATION.quote
+
+
+def test_citation_keys_round_trip_and_reject_junk() -> None:
+    assert render.parse_cite_key(render.cite_key(12, 3)) == (12, 3)
+    for junk in ("", "1", "a-b", "1-2-3", "<x>", "1-2; drop"):
+        assert render.parse_cite_key(junk) is None
+    turns = [{"question": "q", "answer": answer("x [1]", [CITATION]).model_dump(mode="json")}]
+    assert render.find_citation(turns, "0-1") == (0, CITATION)
+    assert render.find_citation(turns, "0-2") is None
+    assert render.find_citation(turns, "1-1") is None
+
+
+def test_upload_results_and_documents_are_text() -> None:
+    out = render.upload_results_html([render.FileResult("<b>x</b>.md", "refused", HOSTILE)])
+    assert_only_our_markup(out)
+    assert "&lt;b&gt;x&lt;/b&gt;.md" in out
+    assert render.document_rows([DOC]) == [["<i>Imports</i>", "2024-04-13", "news/a.txt", 3, len(DOC_TEXT)]]
+    assert "1 document · 3 passages" in render.index_summary_html([DOC])
+
+
+@pytest.mark.parametrize(
+    ("original", "expected"),
+    [
+        ("report.md", "report.md"),
+        ("../../etc/passwd.txt", "passwd.txt"),
+        ("..\\..\\windows\\evil.HTML", "evil.html"),
+        ("/abs/path/notes (final).pdf", "notes _final_.pdf"),
+        ("Ünïcødé résumé.txt", "Unicde resume.txt"),
+        ("a;rm -rf ~;.md", "a_rm -rf _.md"),
+        ("...hidden.txt", "hidden.txt"),
+        ("x" * 300 + ".md", "x" * 117 + ".md"),
+    ],
+)
+def test_safe_name_keeps_a_safe_base_name(original: str, expected: str) -> None:
+    assert safe_name(original) == expected
+
+
+@pytest.mark.parametrize("original", ["", "..", "../", ".md", "noext", "evil.exe", "archive.tar.gz", "a/..", "page.php"])
+def test_safe_name_refuses_unusable_names(original: str) -> None:
+    with pytest.raises(UploadRefused):
+        safe_name(original)
+
+
+def test_save_upload_writes_only_inside_the_corpus_folder(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    upload = tmp_path / "upload.tmp"
+    upload.write_text("hello", encoding="utf-8")
+    saved = save_upload(upload, "../../outside.md", corpus, max_bytes=100)
+    assert saved.path == corpus.resolve() / "outside.md" and not saved.replaced
+    assert saved.path.read_text(encoding="utf-8") == "hello"
+    assert not (tmp_path / "outside.md").exists()
+    assert save_upload(upload, "outside.md", corpus, max_bytes=100).replaced
+    assert sorted(os.listdir(corpus)) == ["outside.md"]  # no temporary files left behind
+
+
+def test_save_upload_refuses_big_empty_and_symlinked_targets(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    big = tmp_path / "big.tmp"
+    big.write_bytes(b"x" * 101)
+    with pytest.raises(UploadRefused, match="upload limit"):
+        save_upload(big, "big.txt", corpus, max_bytes=100)
+    empty = tmp_path / "empty.tmp"
+    empty.write_bytes(b"")
+    with pytest.raises(UploadRefused, match="empty"):
+        save_upload(empty, "empty.txt", corpus, max_bytes=100)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("keep", encoding="utf-8")
+    (corpus / "link.txt").symlink_to(secret)
+    small = tmp_path / "small.tmp"
+    small.write_text("new", encoding="utf-8")
+    with pytest.raises(UploadRefused, match="outside the corpus folder|not a regular file"):
+        save_upload(small, "link.txt", corpus, max_bytes=100)
+    assert secret.read_text(encoding="utf-8") == "keep"
+
