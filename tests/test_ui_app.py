@@ -1,0 +1,97 @@
+"""The UI's handlers called directly (no server, no browser) on a private copy of the seed index."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from rag.assistant import Assistant
+from rag.errors import QueryError
+from tests.conftest import CORPUS, make_settings
+from tests.ui_helpers import FOLLOW_UP, QUESTION
+from ui import render
+from ui.app import ChatApp, build_app, history_of, make_filters, new_conversation
+
+
+@pytest.fixture(scope="module")
+def chat(tmp_path_factory: pytest.TempPathFactory, seed_index_dir: Path, embedder: object) -> Iterator[ChatApp]:
+    tmp = tmp_path_factory.mktemp("ui-app")
+    shutil.copytree(seed_index_dir, tmp / "index")
+    shutil.copytree(CORPUS, tmp / "corpus")
+    settings = make_settings(tmp / "index").with_overrides(corpus_dir=tmp / "corpus", ui={"max_upload_mb": 0.001})
+    assistant = Assistant.open(settings=settings, embedder=embedder)  # type: ignore[arg-type]
+    yield ChatApp(assistant, settings)
+    assistant.close()
+
+
+def run(chat: ChatApp, question: str, conversation: dict, **settings: object) -> list[tuple]:
+    args = {"top_k": 5, "answerer": "extractive", "sources": [], "date_from": "", "date_to": ""} | settings
+    return list(chat.respond(question, conversation, **args))  # type: ignore[arg-type]
+
+
+def test_respond_streams_then_stores_the_verified_record(chat: ChatApp) -> None:
+    steps = run(chat, QUESTION, new_conversation())
+    assert len(steps) >= 3 and all("rag-streaming" in s[0][-1]["content"] for s in steps[:-1])
+    messages, conversation, box = steps[-1]
+    assert box == "" and len(conversation["turns"]) == 1 and len(messages) == 2
+    record = conversation["turns"][0]["answer"]
+    assert record["short_answer"] == "90%" and 'href="#cite-0-1"' in messages[1]["content"]
+    follow = run(chat, FOLLOW_UP, conversation)[-1][1]
+    assert len(follow["turns"]) == 2 and len(conversation["turns"]) == 1  # the old state is not mutated
+    assert "microelectronics" in follow["turns"][1]["answer"]["standalone_question"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [({"date_from": "yesterday"}, "date_from"), ({"answerer": "openai"}, "openai answerer")],
+)
+def test_respond_shows_one_line_errors_and_keeps_the_conversation(chat: ChatApp, settings: dict, message: str) -> None:
+    conversation = new_conversation()
+    with pytest.raises(gr.Error, match=message) as caught:
+        run(chat, QUESTION, conversation, **settings)
+    assert "\n" not in caught.value.message and conversation == new_conversation()
+
+
+def test_empty_question_changes_nothing(chat: ChatApp) -> None:
+    assert run(chat, "   ", new_conversation()) == [([], new_conversation(), "")]
+
+
+def test_show_source_resolves_keys_in_the_given_conversation_only(chat: ChatApp) -> None:
+    conversation = run(chat, QUESTION, new_conversation())[-1][1]
+    panel = chat.show_source("0-1", conversation)
+    assert '<mark class="cite-mark" id="cite-mark" data-key="0-1">' in panel and "90%" in panel
+    assert chat.show_source("0-1", new_conversation()) == render.EMPTY_SOURCE_HTML
+    assert chat.show_source("<script>", conversation) == render.EMPTY_SOURCE_HTML
+
+
+def test_add_files_reports_each_file(chat: ChatApp, tmp_path: Path) -> None:
+    small = tmp_path / "tiny note.md"
+    small.write_text("date: 2024-06-01\n\nThe Orvik ferry carries 212 passengers.\n", encoding="utf-8")
+    big = tmp_path / "big.txt"
+    big.write_text("word " * 400, encoding="utf-8")  # over the 0.001 MB (1,000 byte) limit of this app
+    html_out, rows, summary, _choices, cleared = chat.add_files([str(small), str(big)], progress=None)  # type: ignore[arg-type]
+    assert "tiny note.md</td><td class=\"rag-status\">added" in html_out
+    assert "big.txt</td><td class=\"rag-status\">refused" in html_out and "upload limit" in html_out
+    assert any(r[2] == "tiny note.md" for r in rows) and "2 documents" in summary and cleared is None
+    assert not (chat.settings.corpus_dir / "big.txt").exists()
+    again = chat.add_files([str(small)], progress=None)[0]  # type: ignore[arg-type]
+    assert "unchanged" in again
+
+
+def test_build_app_has_the_ask_endpoint(chat: ChatApp) -> None:
+    blocks = build_app(chat.base, chat.settings)
+    assert "/ask" in [f"/{d.api_name}" for d in blocks.fns.values() if d.api_visibility == "public"]
+
+
+def test_settings_panel_values_become_filters() -> None:
+    assert make_filters([], "", " ") is None
+    f = make_filters(["a.txt"], "2024-01-01", "")
+    assert f is not None and f.sources == ("a.txt",) and f.date_from == "2024-01-01" and f.date_to is None
+    with pytest.raises(QueryError):
+        make_filters([], "April", "")
+    conv = {"turns": [{"question": "q", "answer": {"answer": "x [1]", "citations": []}}]}
+    assert history_of(conv) == [{"question": "q", "answer": "x [1]"}]

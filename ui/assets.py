@@ -1,0 +1,109 @@
+"""The page's stylesheet and its one small script (passed to ``Blocks.launch``).
+
+The script turns a click on a citation link (``<a class="cite" href="#cite-T-N">``) into a
+request for the source panel: it writes ``T-N`` into a hidden textbox, clicks a hidden button
+(the server renders the panel), then scrolls the new ``<mark>`` into view. It never reads or
+inserts document text; it only moves a key of digits and a dash.
+"""
+
+from __future__ import annotations
+
+PAGE_JS = r"""
+() => {
+  if (window.__ragCiteHandler) return;
+  window.__ragCiteHandler = true;
+  const KEY = /^#cite-(\d+-\d+)$/;
+
+  function scrollToMark(key, triesLeft) {
+    const mark = document.querySelector('#rag-source-panel mark.cite-mark');
+    if (mark && mark.getAttribute('data-key') === key) {
+      const box = mark.closest('.rag-source-text');
+      if (box) {
+        box.scrollTop = Math.max(0, mark.offsetTop - box.clientHeight / 3);
+      }
+      mark.scrollIntoView({block: 'nearest', inline: 'nearest'});
+      return;
+    }
+    if (triesLeft > 0) setTimeout(() => scrollToMark(key, triesLeft - 1), 50);
+  }
+
+  document.addEventListener('click', (event) => {
+    const link = event.target && event.target.closest ? event.target.closest('a.cite') : null;
+    if (!link) return;
+    const match = (link.getAttribute('href') || '').match(KEY);
+    if (!match) return;
+    event.preventDefault();
+    event.stopPropagation();
+    const field = document.querySelector('#rag-cite-key textarea, #rag-cite-key input');
+    const holder = document.querySelector('#rag-cite-go');
+    const button = holder && (holder.tagName === 'BUTTON' ? holder : holder.querySelector('button'));
+    if (!field || !button) return;
+    field.value = match[1];
+    field.dispatchEvent(new Event('input', {bubbles: true}));
+    button.click();
+    scrollToMark(match[1], 200);
+  }, true);
+}
+"""
+
+PAGE_CSS = r"""
+.gradio-container { max-width: 1480px !important; }
+#rag-header { align-items: center; gap: 12px; padding: 4px 2px 0; }
+#rag-header .rag-brand { font-size: 1.45rem; font-weight: 700; letter-spacing: -0.01em; }
+#rag-header .rag-brand small { display: block; font-size: 0.86rem; font-weight: 400;
+  color: var(--body-text-color-subdued); letter-spacing: 0; }
+.rag-summary { text-align: right; color: var(--body-text-color-subdued); font-size: 0.9rem; }
+
+.rag-question { white-space: normal; }
+.rag-answer .rag-text { line-height: 1.55; }
+.rag-answer.rag-refused .rag-text { color: var(--body-text-color-subdued); font-style: italic; }
+.rag-answer.rag-error .rag-text { color: var(--error-text-color, #b91c1c); }
+.rag-label { font-size: 0.72rem; font-weight: 600; text-transform: uppercase; letter-spacing: 0.06em;
+  color: var(--body-text-color-subdued); }
+.rag-searched { margin-bottom: 6px; padding: 4px 8px; border-left: 3px solid var(--color-accent);
+  background: var(--background-fill-secondary); border-radius: 4px; font-size: 0.9rem; }
+.rag-searched .rag-standalone { font-style: italic; }
+a.cite { display: inline-block; white-space: nowrap; padding: 0 4px; margin: 0 1px; border-radius: 4px; font-size: 0.82em;
+  font-weight: 600; line-height: 1.35; text-decoration: none !important; cursor: pointer;
+  color: var(--color-accent) !important; background: var(--color-accent-soft); }
+a.cite:hover { filter: brightness(0.92); text-decoration: underline !important; }
+.rag-sources { margin-top: 10px; padding-top: 6px; border-top: 1px solid var(--border-color-primary); }
+ol.rag-source-list { list-style: none; margin: 4px 0 0; padding: 0; }
+ol.rag-source-list li { display: flex; gap: 6px; align-items: baseline; margin: 4px 0; font-size: 0.9rem; }
+ol.rag-source-list li > a.cite { flex-shrink: 0; }
+.rag-source-item { min-width: 0; }
+.rag-source-item a.cite { display: inline; background: none; font-weight: 500; padding: 0; margin: 0;
+  font-size: 1em; }
+.rag-where { display: block; color: var(--body-text-color-subdued); font-size: 0.78rem;
+  font-family: var(--font-mono); }
+.rag-meta { margin-top: 6px; color: var(--body-text-color-subdued); font-size: 0.75rem; }
+
+#rag-source-panel { min-height: 200px; }
+.rag-source { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 14px 16px;
+  background: var(--background-fill-primary); }
+.rag-source-empty { color: var(--body-text-color-subdued); text-align: center; padding: 48px 20px; }
+.rag-fake-cite { color: var(--color-accent); font-weight: 600; }
+.rag-source-label { margin-bottom: 4px; }
+.rag-source-title { font-size: 1.05rem; font-weight: 650; line-height: 1.35; margin-bottom: 8px; }
+dl.rag-source-meta { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 4px 14px;
+  margin: 0 0 10px; font-size: 0.82rem; }
+dl.rag-source-meta > div.rag-wide { grid-column: 1 / -1; }
+dl.rag-source-meta dt { display: inline; color: var(--body-text-color-subdued); margin-right: 6px; }
+dl.rag-source-meta dd { display: inline; margin: 0; font-family: var(--font-mono); overflow-wrap: anywhere; }
+.rag-source-note { font-size: 0.85rem; color: var(--error-text-color, #b91c1c); margin-bottom: 6px; }
+.rag-source-text { position: relative; max-height: min(60vh, 500px); overflow-y: auto; white-space: pre-wrap;
+  overflow-wrap: anywhere; line-height: 1.6; font-size: 0.92rem; padding: 10px 12px; border-radius: 8px;
+  background: var(--background-fill-secondary); }
+mark.cite-mark { background: #fde68a; color: #1f2937; padding: 1px 2px; border-radius: 3px;
+  box-shadow: 0 0 0 2px #f59e0b55; }
+
+.rag-upload-results { width: 100%; border-collapse: collapse; font-size: 0.9rem; }
+.rag-upload-results th, .rag-upload-results td { text-align: left; padding: 4px 8px;
+  border-bottom: 1px solid var(--border-color-primary); }
+.rag-upload-results .rag-file { font-family: var(--font-mono); overflow-wrap: anywhere; }
+.rag-status-added .rag-status, .rag-status-updated .rag-status { color: #15803d; font-weight: 600; }
+.rag-status-refused .rag-status, .rag-status-skipped .rag-status,
+.rag-status-failed .rag-status { color: var(--error-text-color, #b91c1c); font-weight: 600; }
+.rag-muted { color: var(--body-text-color-subdued); }
+footer { opacity: 0.7; }
+"""

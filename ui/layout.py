@@ -1,0 +1,126 @@
+"""The component tree of the UI and its event wiring; the handlers live in ``ui.app.ChatApp``.
+
+Element ids the page script and the browser tests rely on: ``rag-chat``, ``rag-question``,
+``rag-ask``, ``rag-new``, ``rag-source-panel``, ``rag-cite-key``/``rag-cite-go`` (hidden),
+``rag-documents``, ``rag-upload``, ``rag-add``, ``rag-upload-results``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import gradio as gr
+
+from rag.config import Settings
+from ui import render
+from ui.uploads import UPLOAD_SUFFIXES
+
+if TYPE_CHECKING:
+    from ui.app import ChatApp
+
+_BRAND = (
+    '<div class="rag-brand">rag-cite'
+    "<small>Answers from your documents, every claim cited to the exact passage</small></div>"
+)
+_PLACEHOLDER = (
+    "**Ask a question about your documents.** Every answer cites the passages it rests on: "
+    "click a citation to see it highlighted in its document."
+)
+
+
+def build_layout(app: ChatApp, settings: Settings) -> gr.Blocks:
+    """Lay out the chat, source, settings and corpus panels and wire them to ``app``."""
+    rows, summary_html, source_choices = app.corpus_outputs()
+    top_k_max = max(20, settings.retrieval.top_k)
+    with gr.Blocks(title="rag-cite", analytics_enabled=False) as blocks:
+        conversation = gr.State(value={"turns": []})
+        with gr.Row(elem_id="rag-header"):
+            gr.HTML(_BRAND, padding=False)
+            summary = gr.HTML(summary_html, padding=False, elem_id="rag-summary")
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3, min_width=420):
+                        chatbot = gr.Chatbot(
+                            elem_id="rag-chat",
+                            show_label=False,
+                            height=540,
+                            render_markdown=False,  # messages are HTML built by ui.render, text escaped
+                            sanitize_html=True,  # and the chat's own sanitiser stays on
+                            latex_delimiters=[],
+                            feedback_options=None,
+                            placeholder=_PLACEHOLDER,
+                            buttons=[],  # a copy button would copy the message's HTML
+                        )
+                        with gr.Row(equal_height=True):
+                            question = gr.Textbox(
+                                elem_id="rag-question",
+                                show_label=False,
+                                placeholder="Ask a question, e.g. What share of microelectronics came from China?",
+                                lines=2,
+                                max_lines=6,
+                                scale=5,
+                                autofocus=True,
+                                max_length=settings.answer.max_question_chars,
+                            )
+                            with gr.Column(scale=1, min_width=170):
+                                ask = gr.Button("Ask", variant="primary", elem_id="rag-ask")
+                                new = gr.Button("New conversation", elem_id="rag-new", size="sm")
+                        with gr.Accordion("Settings", open=False, elem_id="rag-settings"):
+                            with gr.Row():
+                                top_k = gr.Slider(
+                                    1, top_k_max, value=settings.retrieval.top_k, step=1,
+                                    label="Passages", info="how many passages the answer is drawn from",
+                                )
+                                answerer = gr.Dropdown(
+                                    choices=list(app.answerers), value=settings.answer.answerer,
+                                    label="Answerer", info="extractive needs no model; the others need an LLM",
+                                )
+                            sources = gr.Dropdown(
+                                choices=source_choices["choices"], value=[], multiselect=True,
+                                label="Only these documents", info="empty: search every document",
+                            )
+                            with gr.Row():
+                                date_from = gr.Textbox(label="Published from", placeholder="YYYY-MM-DD")
+                                date_to = gr.Textbox(label="Published until", placeholder="YYYY-MM-DD")
+                    with gr.Column(scale=2, min_width=360):
+                        source_panel = gr.HTML(render.EMPTY_SOURCE_HTML, elem_id="rag-source-panel", padding=False)
+                        cite_key = gr.Textbox(visible="hidden", elem_id="rag-cite-key")
+                        cite_go = gr.Button("Show citation", visible="hidden", elem_id="rag-cite-go")
+            with gr.Tab("Documents", id="documents"):
+                documents = gr.Dataframe(
+                    value=rows, headers=render.DOCUMENT_HEADERS, datatype=["str", "str", "str", "number", "number"],
+                    type="array", interactive=False, wrap=True, elem_id="rag-documents", label="Documents in the index",
+                    column_widths=["46%", "11%", "27%", "8%", "8%"],
+                )
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=2):
+                        files = gr.File(
+                            file_count="multiple", file_types=list(UPLOAD_SUFFIXES), elem_id="rag-upload",
+                            label=f"Add documents: {' '.join(UPLOAD_SUFFIXES)}, up to {settings.ui.max_upload_mb:g} MB each",
+                        )
+                        add = gr.Button("Add to index", variant="primary", elem_id="rag-add")
+                    with gr.Column(scale=3):
+                        results = gr.HTML(
+                            '<div class="rag-muted">Uploaded files are saved into the corpus folder and indexed; '
+                            "each file's result is listed here.</div>",
+                            elem_id="rag-upload-results", padding=False,
+                        )
+
+        ask_inputs = [question, conversation, top_k, answerer, sources, date_from, date_to]
+        ask_outputs = [chatbot, conversation, question]
+        for trigger in (ask.click, question.submit):
+            trigger(app.respond, ask_inputs, ask_outputs, api_visibility="private", show_progress="minimal")
+        reset_outputs = [chatbot, conversation, source_panel, cite_key]
+        new.click(app.new_chat, None, reset_outputs, api_visibility="private")
+        chatbot.clear(app.new_chat, None, reset_outputs, api_visibility="private")  # the chat's own bin icon
+        cite_go.click(
+            app.show_source, [cite_key, conversation], source_panel, api_visibility="private", show_progress="hidden"
+        )
+        add.click(
+            app.add_files, files, [results, documents, summary, sources, files],
+            api_visibility="private", concurrency_limit=1,
+        )
+        blocks.load(app.corpus_outputs, None, [documents, summary, sources], api_visibility="private")
+        gr.api(app.api_ask, api_name="ask")
+    return blocks
