@@ -72,8 +72,8 @@ ol.rag-source-list { list-style: none; margin: 4px 0 0; padding: 0; }
 ol.rag-source-list li { display: flex; gap: 6px; align-items: baseline; margin: 4px 0; font-size: 0.9rem; }
 ol.rag-source-list li > a.cite { flex-shrink: 0; }
 .rag-source-item { min-width: 0; }
-.rag-source-item a.cite { display: inline; background: none; font-weight: 500; padding: 0; margin: 0;
-  font-size: 1em; }
+.rag-source-item a.cite { display: inline; white-space: normal; background: none; font-weight: 500; padding: 0;
+  margin: 0; font-size: 1em; }
 .rag-where { display: block; color: var(--body-text-color-subdued); font-size: 0.78rem;
   font-family: var(--font-mono); }
 .rag-meta { margin-top: 6px; color: var(--body-text-color-subdued); font-size: 0.75rem; }

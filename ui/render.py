@@ -141,14 +141,14 @@ def source_html(view: SourceView, context_chars: int = CONTEXT_CHARS) -> str:
     title = doc.title if doc and doc.title else c.source
     meta = [
         ("Date", doc.date if doc and doc.date else "unknown"),
+        ("Cited as", f"[{c.id}] in answer {view.turn + 1}"),
         ("Source", c.source),
         ("Characters", f"{c.start:,}–{c.end:,}" + (f" of {len(view.document_text):,}" if view.document_text else "")),
-        ("Cited as", f"[{c.id}] in answer {view.turn + 1}"),
     ]
     head = (
         '<div class="rag-source-head"><div class="rag-label rag-source-label">Source</div>'
         f'<div class="rag-source-title">{text(title)}</div><dl class="rag-source-meta">'
-        + "".join(f"<div{_WIDE if k == 'Source' else ''}><dt>{text(k)}</dt><dd>{text(v)}</dd></div>" for k, v in meta)
+        + "".join(f"<div{_WIDE if k in ('Source', 'Characters') else ''}><dt>{text(k)}</dt><dd>{text(v)}</dd></div>" for k, v in meta)
         + "</dl></div>"
     )
     body = view.document_text
