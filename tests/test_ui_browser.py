@@ -1,0 +1,243 @@
+"""The chat UI in a real headless Chromium (Debian ``/usr/bin/chromium`` driven by playwright).
+
+One app per module on a free 127.0.0.1 port, over a private copy of the seed index and corpus;
+a fresh browser context (a separate session) per test. Each test leaves a screenshot in
+``artifacts/ui/<test>.png``, taken at teardown, failures included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.ui_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, FOLLOW_UP, QUESTION, RunningApp, running_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+Page = sync_api.Page
+expect = sync_api.expect
+
+ARTICLE_NAME = "Harbour report (2024).md"
+ARTICLE = """date: 2024-05-02
+
+# Port of Talvik opens a second container terminal
+
+The Port of Talvik opened a second container terminal in May 2024.
+The new terminal raised the port's annual capacity to 1.8 million containers, harbour master Ilse Moravec said.
+Dredging of the approach channel took eleven months and cost 240 million euros.
+"""
+PAYLOAD = """Glacier survey notes <script>window.__pwned = 'script'</script>
+
+The Velloran glacier retreated 41 metres in 2022 <img src=x onerror="window.__pwned = 'img'"> according to the survey team.
+
+Template text ${window.__pwned = 'template'} and <b onmouseover="window.__pwned='hover'">bold</b> and [a link](javascript:window.__pwned='link').
+"""
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory, seed_index_dir: Path, embedder: object) -> Iterator[RunningApp]:
+    yield from running_app(tmp_path_factory.mktemp("ui-browser"), seed_index_dir, embedder)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def open_page(browser: object, app: RunningApp, request: pytest.FixtureRequest) -> Iterator[Callable[[], Page]]:
+    """Open the app in a new browser context (a new session); screenshots each page at teardown."""
+    pages: list[Page] = []
+    contexts = []
+
+    def opener() -> Page:
+        context = browser.new_context(viewport={"width": 1440, "height": 900})  # type: ignore[attr-defined]
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.goto(app.url)
+        expect(page.locator("#rag-question textarea")).to_be_visible()
+        pages.append(page)
+        return page
+
+    yield opener
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for i, page in enumerate(pages):
+        page.mouse.move(0, 0)  # no hover styles in the picture
+        suffix = "" if i == 0 else f"-{i + 1}"
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}{suffix}.png"))
+    for context in contexts:
+        context.close()
+
+
+def ask(page: Page, question: str) -> sync_api.Locator:
+    """Ask through the chat box and return the new, final answer bubble."""
+    answers = page.locator("#rag-chat .rag-answer:not(.rag-streaming)")
+    before = answers.count()
+    page.locator("#rag-question textarea").fill(question)
+    page.locator("#rag-ask").click()
+    expect(answers).to_have_count(before + 1)
+    return answers.nth(before)
+
+
+def open_citation(page: Page, link: sync_api.Locator) -> sync_api.Locator:
+    """Click a citation link and return the source panel's mark once it shows that citation."""
+    key = link.get_attribute("href").removeprefix("#cite-")
+    link.click()
+    mark = page.locator(f'#rag-source-panel mark.cite-mark[data-key="{key}"]')
+    expect(mark).to_be_visible()
+    return mark
+
+
+def mark_in_view(page: Page) -> bool:
+    """Whether the mark lies inside both its scroll box and the window (it was scrolled to)."""
+    return page.evaluate(
+        """() => {
+        const mark = document.querySelector('#rag-source-panel mark.cite-mark');
+        const box = mark.closest('.rag-source-text').getBoundingClientRect();
+        const r = mark.getBoundingClientRect();
+        return r.height > 0 && r.top >= box.top - 1 && r.bottom <= box.bottom + 1
+            && r.top >= 0 && r.bottom <= window.innerHeight;
+    }"""
+    )
+
+
+def test_answer_streams_and_its_citation_highlights_the_passage(open_page: Callable[[], Page], app: RunningApp) -> None:
+    page = open_page()
+    # Record every partial (streaming) state of the answer that reaches the page.
+    page.evaluate(
+        """() => { window.__partials = [];
+        new MutationObserver(() => {
+            const s = document.querySelector('#rag-chat .rag-streaming');
+            if (s && !window.__partials.includes(s.textContent)) window.__partials.push(s.textContent);
+        }).observe(document.body, {subtree: true, childList: true, characterData: true}); }"""
+    )
+    answer = ask(page, QUESTION)
+    expect(answer.locator(".rag-text")).to_contain_text("90%")
+    assert page.evaluate("window.__partials.length") >= 1, "the answer did not stream in"
+    expect(answer.locator(".rag-searched")).to_have_count(0)  # not a follow-up: nothing rewritten
+    expect(answer.locator(".rag-sources li")).not_to_have_count(0)
+
+    # The source list under the answer opens the passage; so does the [1] in the text.
+    mark = open_citation(page, answer.locator(".rag-sources a.cite").last)
+    expect(mark).to_contain_text("90%")
+    page.locator("#rag-source-panel .rag-source-text").evaluate("box => { box.scrollTop = 0; }")
+    mark = open_citation(page, answer.locator(".rag-text a.cite", has_text="[1]").first)
+    expect(mark).to_contain_text("90%")
+    assert mark_in_view(page)
+    expected = app.assistant.ask(QUESTION).citations[0]
+    text = app.assistant.document_text(expected.source)
+    assert mark.inner_text() == text[expected.start : expected.end] == expected.quote
+    panel = page.locator("#rag-source-panel")
+    for shown in ("2024-04-13", expected.source, f"{expected.start:,}–{expected.end:,}", "China is helping Russia"):
+        expect(panel).to_contain_text(shown)
+
+
+def test_follow_up_shows_standalone_question_and_old_citations_stay_clickable(
+    open_page: Callable[[], Page], app: RunningApp
+) -> None:
+    page = open_page()
+    first = ask(page, QUESTION)
+    second = ask(page, FOLLOW_UP)
+    expected = app.assistant.ask(FOLLOW_UP, history=[{"question": QUESTION, "answer": app.assistant.ask(QUESTION).answer}])
+    assert expected.standalone_question != FOLLOW_UP
+    expect(second.locator(".rag-standalone")).to_have_text(expected.standalone_question)
+
+    later = open_citation(page, second.locator(".rag-text a.cite").first)
+    assert later.get_attribute("data-key").startswith("1-")
+    earlier = open_citation(page, first.locator(".rag-text a.cite").first)  # the older answer's [1]
+    expect(earlier).to_contain_text("90%")
+    expect(page.locator("#rag-source-panel")).to_contain_text("in answer 1")
+
+    page.locator("#rag-new").click()
+    expect(page.locator("#rag-chat .rag-answer")).to_have_count(0)
+    expect(page.locator("#rag-source-panel mark")).to_have_count(0)
+    fresh = ask(page, FOLLOW_UP)  # no history any more: nothing to rewrite it with
+    expect(fresh.locator(".rag-searched")).to_have_count(0)
+
+
+def test_uploaded_article_is_indexed_and_cited(open_page: Callable[[], Page], app: RunningApp, tmp_path: Path) -> None:
+    page = open_page()
+    article = tmp_path / ARTICLE_NAME
+    article.write_text(ARTICLE, encoding="utf-8")
+    unsupported = tmp_path / "tool.exe"
+    unsupported.write_bytes(b"MZ not a document")
+    page.get_by_role("tab", name="Documents").click()
+    page.locator("#rag-upload input[type=file]").set_input_files([str(article), str(unsupported)])
+    page.locator("#rag-add").click()
+    results = page.locator("#rag-upload-results")
+    expect(results.locator("tr", has_text=ARTICLE_NAME)).to_contain_text("added")
+    # The upload widget itself refuses a type outside its list, naming the file.
+    expect(page.get_by_text("Invalid file type: tool.exe")).to_be_visible()
+    expect(page.locator("#rag-documents")).to_contain_text("Port of Talvik opens a second container terminal")
+    saved = "Harbour report _2024_.md"
+    assert (app.corpus_dir / saved).read_text(encoding="utf-8") == ARTICLE
+    assert not (app.corpus_dir / "tool.exe").exists()
+
+    page.get_by_role("tab", name="Chat").click()
+    answer = ask(page, "How much did dredging the approach channel to Talvik cost?")
+    expect(answer.locator(".rag-text")).to_contain_text("240 million euros")
+    expect(answer.locator(".rag-sources")).to_contain_text(saved)
+    mark = open_citation(page, answer.locator(".rag-text a.cite").first)
+    expect(mark).to_contain_text("240 million euros")
+    expect(page.locator("#rag-source-panel")).to_contain_text("2024-05-02")
+
+
+def test_markup_in_documents_and_questions_is_shown_as_text_and_never_runs(
+    open_page: Callable[[], Page], app: RunningApp, tmp_path: Path
+) -> None:
+    page = open_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    payload = tmp_path / "payload.txt"
+    payload.write_text(PAYLOAD, encoding="utf-8")
+    page.get_by_role("tab", name="Documents").click()
+    page.locator("#rag-upload input[type=file]").set_input_files([str(payload)])
+    page.locator("#rag-add").click()
+    expect(page.locator("#rag-upload-results tr", has_text="payload.txt")).to_contain_text("added")
+    expect(page.locator("#rag-documents")).to_contain_text("<script>window.__pwned = 'script'</script>")
+
+    page.get_by_role("tab", name="Chat").click()
+    answer = ask(page, "How far did the Velloran glacier retreat?")
+    expect(answer.locator(".rag-text")).to_contain_text('<img src=x onerror="window.__pwned = \'img\'">')
+    expect(answer.locator(".rag-sources")).to_contain_text("<script>")
+    open_citation(page, answer.locator(".rag-text a.cite").first)
+    panel = page.locator("#rag-source-panel")
+    expect(panel).to_contain_text("${window.__pwned = 'template'}")
+    expect(panel).to_contain_text("[a link](javascript:")
+    ask(page, "Was it <img src=x onerror=\"window.__pwned='question'\"> 41 metres?")
+    expect(page.locator("#rag-chat .rag-question").last).to_contain_text("<img src=x onerror=")
+
+    page.wait_for_timeout(300)  # time for any onerror handler to have fired
+    assert page.evaluate("window.__pwned") is None
+    for selector in ('img[src="x"]', "#rag-chat script", "#rag-source-panel script", "[onerror]", "[onmouseover]"):
+        assert page.locator(selector).count() == 0, selector
+    assert page.locator('a[href^="javascript:"]').count() == 0
+    assert not errors, errors
+
+
+def test_two_sessions_keep_separate_histories(open_page: Callable[[], Page]) -> None:
+    alice, bob = open_page(), open_page()
+    ask(alice, QUESTION)
+    bob_answer = ask(bob, "What did Russia use the nitrocellulose from China for?")
+    expect(bob_answer).to_be_visible()
+    expect(alice.locator("#rag-chat .rag-question")).to_have_count(1)
+    expect(bob.locator("#rag-chat .rag-question")).to_have_count(1)
+    expect(alice.locator("#rag-chat")).not_to_contain_text("nitrocellulose from China for")
+    expect(bob.locator("#rag-chat")).not_to_contain_text(QUESTION)
+    # Bob's follow-up is read against Bob's history, not Alice's.
+    follow = ask(bob, FOLLOW_UP)
+    expect(follow.locator(".rag-standalone")).not_to_contain_text("microelectronics")
+    # Each session's citation keys resolve in its own conversation.
+    mark = open_citation(alice, alice.locator("#rag-chat .rag-text a.cite").first)
+    expect(mark).to_contain_text("90%")
+    expect(alice.locator("#rag-chat .rag-question")).to_have_count(1)
+
