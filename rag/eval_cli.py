@@ -148,6 +148,8 @@ def eval_command(
         _finish(scored, out, baseline, tolerance)
     except RagError as e:
         raise _fail(str(e)) from None
+    except OSError as e:  # the output folder filled up or became unwritable mid-run
+        raise _fail(f"cannot write {e.filename or out}: {e.strerror or e}") from None
 
 
 def score_command(
@@ -169,6 +171,8 @@ def score_command(
         _finish(scored, out, baseline, tolerance)
     except RagError as e:
         raise _fail(str(e)) from None
+    except OSError as e:
+        raise _fail(f"cannot write {e.filename or out}: {e.strerror or e}") from None
 
 
 def squad_command(

@@ -339,7 +339,7 @@ def run_eval(
         run["answerer"] = next((r.get("answerer") for r in records if r.get("answerer")), None)
         run["documents"] = fingerprints(sources_used(records, items), text_of)
         (out_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
-        return score_run(GoldSet(gold.path, gold.items, gold.issues), records, text_of, run, k)
+        return score_run(gold, records, text_of, run, k)
 
 
 def rescore_run(
@@ -357,7 +357,10 @@ def rescore_run(
         value = run.get(key)
         return (run_dir / value) if isinstance(value, str) else None
 
-    gold = load_gold(gold_path or recorded("gold") or _missing("gold file", run_dir))
+    gold_path = gold_path or recorded("gold")
+    if gold_path is None:
+        raise RagError(f"{run_dir / RUN_FILE} records no gold file; pass --gold FILE")
+    gold = load_gold(gold_path)
     if corpus is None and index is None:
         corpus, index = recorded("corpus"), recorded("index")
     if corpus is not None:
@@ -369,10 +372,6 @@ def rescore_run(
     else:
         raise RagError(f"{run_dir / RUN_FILE} records no corpus or index; pass --corpus DIR or --index DIR")
     return score_run(gold, records, text_of, run, int(run.get("k") or DEFAULT_K))
-
-
-def _missing(what: str, run_dir: Path) -> Path:
-    raise RagError(f"{run_dir / RUN_FILE} records no {what}; pass it explicitly")
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
