@@ -241,3 +241,21 @@ def test_two_sessions_keep_separate_histories(open_page: Callable[[], Page]) -> 
     expect(mark).to_contain_text("90%")
     expect(alice.locator("#rag-chat .rag-question")).to_have_count(1)
 
+
+
+def test_settings_panel_filters_and_answerer(open_page: Callable[[], Page]) -> None:
+    page = open_page()
+    page.locator("#rag-settings").get_by_text("Settings").click()
+    settings = page.locator("#rag-settings")
+    expect(settings.get_by_label("Answerer")).to_have_value("extractive")
+    settings.get_by_label("Published until").fill("2000-01-01")  # before the only dated document
+    refused = ask(page, QUESTION)
+    expect(refused).to_have_class("rag-answer rag-refused")
+    expect(refused.locator("a.cite")).to_have_count(0)
+    settings.get_by_label("Published until").fill("April")
+    page.locator("#rag-question textarea").fill(QUESTION)
+    page.locator("#rag-ask").click()
+    expect(page.get_by_text("date_to ('April') must be a date like 2024-04-13")).to_be_visible()
+    settings.get_by_label("Published until").fill("")
+    answer = ask(page, QUESTION)
+    expect(answer.locator(".rag-text")).to_contain_text("90%")
