@@ -28,6 +28,7 @@ import numpy as np
 
 from rag.domain import Chunk, Document
 from rag.errors import StoreError
+from rag.faults import failpoint
 from rag.store import VectorEntry, sentence_id
 
 CATALOG_FILE = "catalog.sqlite3"
@@ -284,6 +285,7 @@ class Catalog:
             )
             conn.execute("DELETE FROM pending WHERE doc_id = ?", (doc.id,))
             self._bump(conn)
+            failpoint("catalog.put_document.before_commit")
 
     def invalidate_hashes(self) -> None:
         """Make every document look changed, so the next ingest re-chunks and re-embeds it."""
@@ -295,6 +297,7 @@ class Catalog:
             self._delete_rows(conn, doc_id)
             conn.execute("DELETE FROM pending WHERE doc_id = ?", (doc_id,))
             self._bump(conn)
+            failpoint("catalog.delete_document.before_commit")
 
     @staticmethod
     def _delete_rows(conn: sqlite3.Connection, doc_id: str) -> None:

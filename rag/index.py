@@ -21,6 +21,7 @@ from rag.catalog import Catalog, DocumentInfo
 from rag.config import Settings
 from rag.embedding import Embedder, SentenceTransformerEmbedder
 from rag.errors import StoreError
+from rag.faults import failpoint
 from rag.lexical import LexicalIndex
 from rag.store import ChromaStore, VectorStore
 
@@ -118,6 +119,7 @@ class Index:
         pending = self.catalog.pending()
         for doc_id in pending:
             self.resync_document(doc_id)
+            failpoint("index.repair.resynced")
         if pending:
             logger.warning("repaired %d document(s) left pending by an interrupted ingest", len(pending))
             self.catalog.clear_pending(pending)

@@ -22,6 +22,7 @@ from rag.chunking import chunk_document, split_sentences
 from rag.domain import Chunk, Document
 from rag.catalog import sentence_chunks
 from rag.errors import IngestError, StoreError
+from rag.faults import failpoint
 from rag.index import Index, pipeline_fingerprint
 from rag.readers import SUPPORTED_SUFFIXES, read_document
 from rag.store import VectorEntry, sentence_id
@@ -141,6 +142,7 @@ def ingest(
     started = time.perf_counter()
     report = IngestReport()
     files, report.skipped = discover(paths, index.settings.corpus_dir)
+    failpoint("ingest.discovered")
     with index.write_lock:
         _reset_if_pipeline_changed(index)
         known = {d.source: d for d in index.catalog.documents()}
@@ -172,6 +174,7 @@ def ingest(
                     report.removed.append(source)
         if progress:
             progress(len(files), len(files), "")
+        failpoint("ingest.before_lexical")
         index.lexical()  # rebuild BM25 now, not on the first query
     report.total_documents, report.total_chunks = index.catalog.counts()
     report.seconds = time.perf_counter() - started
@@ -199,7 +202,9 @@ def _prepare(index: Index, doc: Document, updated: bool) -> _Prepared:
 def _write_group(index: Index, group: list[_Prepared], report: IngestReport) -> None:
     texts = [p.doc.text[s:e] for p in group for s, e in p.sentences]
     vectors = np.asarray(index.embedder.embed(texts), dtype=np.float32).reshape(len(texts), -1)
+    failpoint("ingest.embedded")
     index.catalog.mark_pending([p.doc.id for p in group])
+    failpoint("ingest.marked_pending")
     offset = 0
     for p in group:
         sent_vectors = vectors[offset : offset + len(p.sentences)]
@@ -215,9 +220,12 @@ def _write_group(index: Index, group: list[_Prepared], report: IngestReport) -> 
         stale = set(index.store.ids_for_document(p.doc.id)) - {e.id for e in entries}
         if entries:
             index.store.upsert(entries)
+        failpoint("ingest.chroma_upserted")
         if stale:
             index.store.delete(sorted(stale))
+        failpoint("ingest.chroma_written")
         index.catalog.put_document(p.doc, p.chunks, p.sentences, sent_vectors)
+        failpoint("ingest.catalog_committed")
         report.chunks_written += len(p.chunks)
         (report.updated if p.updated else report.added).append(p.doc.source)
 
@@ -225,4 +233,5 @@ def _write_group(index: Index, group: list[_Prepared], report: IngestReport) -> 
 def _remove(index: Index, doc_id: str) -> None:
     index.catalog.mark_pending([doc_id])
     index.store.delete(index.store.ids_for_document(doc_id))
+    failpoint("ingest.prune_chroma_deleted")
     index.catalog.delete_document(doc_id)

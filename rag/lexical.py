@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.faults import failpoint
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 STAMP_FILE = "stamp.json"
 
@@ -136,10 +138,13 @@ class LexicalIndex:
         (tmp / "df.json").write_text(json.dumps(self._df))
         # The stamp is written last: a folder without it is never trusted.
         (tmp / STAMP_FILE).write_text(json.dumps({"generation": self.generation, "n": self._n}))
+        failpoint("lexical.save.tmp_written")
         shutil.rmtree(old, ignore_errors=True)
         if folder.exists():
             folder.rename(old)
+        failpoint("lexical.save.between_renames")
         tmp.rename(folder)
+        failpoint("lexical.save.swapped")
         shutil.rmtree(old, ignore_errors=True)
 
     @classmethod

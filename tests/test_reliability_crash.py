@@ -1,0 +1,258 @@
+"""Crash-safe ingest: SIGKILL ``rag ingest`` at every named failpoint, rerun, compare with a clean ingest.
+
+Each case starts from an empty index (the add path) or from a clean index of corpus version 1
+(the update and prune paths: one file changed, one added, one removed), runs
+``rag ingest CORPUS --index DIR [--prune]`` in a subprocess with ``RAG_FAILPOINT`` set and
+checks that it died by SIGKILL at that point. It then reruns the ingest without the failpoint
+(``Index.open`` repairs, ingest carries on) and checks that the folder holds exactly what a
+clean ingest of the same corpus holds: the same documents and hashes, chunk ids and sentence
+ids; Chroma ids equal to the catalog's sentence ids (no orphan vectors); the BM25 index on disk
+built from the catalog's current generation over the catalog's chunk ids; nothing pending.
+
+Speed: a crash run that gets past embedding would spend 6-10 s importing torch on these 2
+cores. So the subprocess runs the real ``rag.cli`` app from this module's ``__main__`` with
+only the embedder's batch encode routed through the NumPy BERT pass the CLI already uses for
+questions (``rag.bert_numpy``; same vectors to cosine > 0.99999). ``test_the_plain_cli_dies_and
+_recovers_too`` runs the unmodified ``python -m rag.cli`` once; ``RAG_CRASH_REAL_CLI=1`` makes
+every case use it. The default run covers a representative subset of the points; the full
+matrix is marked ``slow`` (``scripts/test.sh -m slow -k crash``, about 3-4 minutes here).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.assistant import Assistant
+from rag.index import LEXICAL_DIR, Index
+from rag.lexical import LexicalIndex
+
+from .conftest import CORPUS, ROOT, SEED_SOURCE, make_settings
+
+pytestmark = pytest.mark.timeout(600)
+
+V1: dict[str, str] = {
+    "harbour.txt": (
+        "The harbour was rebuilt in 1887 by the city council. It cost 40,000 pounds. "
+        "The new quay was 300 metres long. Ships from Norway unloaded timber there every week. "
+        "A storm damaged the breakwater in 1903.\n"
+    ),
+    "notes/mill.md": "# The mill\n\nThe old mill burned down in 1901. It was never rebuilt. The miller moved to Leeds.\n",
+    "old/gone.txt": "The tram line opened in 1899 and closed in 1956. Its depot became a bus garage.\n",
+}
+V2: dict[str, str] = {
+    # Changed, with fewer sentences: the update path must delete the stale sentence vectors.
+    "harbour.txt": "The harbour closed to cargo ships in 1990. It is now a marina.\n",
+    "notes/mill.md": V1["notes/mill.md"],
+    # Added; "old/gone.txt" is removed and pruned.
+    "new/bridge.txt": "The swing bridge was opened by the mayor in 1912. It turns on a central pier.\n",
+}
+
+
+def write_corpus(root: Path, files: dict[str, str]) -> Path:
+    """The seed article plus ``files``, and nothing else, under ``root``."""
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    shutil.copyfile(CORPUS / SEED_SOURCE, root / SEED_SOURCE)
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+    return root
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """What must be equal between a recovered index and a clean one."""
+
+    documents: tuple[tuple[str, str, int], ...]  # (source, sha256, n_chunks)
+    chunk_ids: tuple[str, ...]
+    sentence_ids: tuple[str, ...]
+
+
+def index_state(index: Index) -> IndexState:
+    """The index's content, after checking that its three stores agree with each other."""
+    catalog_sentences = sorted(index.catalog.sentence_ids())
+    chunk_ids = sorted(index.catalog.chunk_ids())
+    assert index.catalog.pending() == [], "documents left pending"
+    assert sorted(index.store.all_ids()) == catalog_sentences, "Chroma ids differ from the catalog's sentences"
+    assert index.orphan_ids() == []
+    saved = LexicalIndex.load(index.dir / LEXICAL_DIR)
+    assert saved is not None, "no complete BM25 index on disk"
+    assert saved.generation == index.catalog.generation, "the BM25 index on disk is stale"
+    assert sorted(saved.ids) == chunk_ids, "BM25 ids differ from the catalog's chunks"
+    assert not (index.dir / (LEXICAL_DIR + ".tmp")).exists(), "a half-written BM25 folder was left behind"
+    for doc in index.documents():
+        text = index.catalog.text(doc.id)
+        assert text is not None
+        for chunk, _ in index.catalog.chunks(index.catalog.chunk_ids(doc.id)).values():
+            assert text[chunk.start : chunk.end] == chunk.text
+    return IndexState(
+        tuple((d.source, d.sha256, d.n_chunks) for d in index.documents()),
+        tuple(chunk_ids),
+        tuple(catalog_sentences),
+    )
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for a CLI subprocess: no RAG_* settings of the developer's, offline."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False", PYTHONPATH=str(ROOT))
+    if os.environ.get("RAG_CRASH_REAL_CLI"):
+        env["RAG_CRASH_REAL_CLI"] = "1"
+    env.update(extra)
+    return env
+
+
+def rag_command(*args: str, plain: bool = False) -> list[str]:
+    """``rag ARGS`` as a subprocess command; see the module docstring for the NumPy encode."""
+    if plain or os.environ.get("RAG_CRASH_REAL_CLI"):
+        return [sys.executable, "-m", "rag.cli", *args]
+    return [sys.executable, "-m", "tests.test_reliability_crash", *args]
+
+
+def run_rag(*args: str, failpoint: str | None = None, plain: bool = False, timeout: float = 180,
+            **env: str) -> subprocess.CompletedProcess[str]:
+    extra = {"RAG_FAILPOINT": failpoint} if failpoint else {}
+    return subprocess.run(
+        rag_command(*args, plain=plain), capture_output=True, text=True, cwd=ROOT, timeout=timeout,
+        env=clean_env(**extra, **env),
+    )
+
+
+def assert_killed(done: subprocess.CompletedProcess[str], point: str) -> None:
+    assert done.returncode == -signal.SIGKILL, (
+        f"expected SIGKILL at {point}, got exit {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr[-2000:]}"
+    )
+
+
+def ingest_in_process(index_dir: Path, corpus: Path, embedder: object, prune: bool = False) -> Index:
+    """Open (repairing) and ingest like ``rag ingest`` does, with the session's model."""
+    assistant = Assistant.open(settings=make_settings(index_dir), create=True, embedder=embedder)  # type: ignore[arg-type]
+    assistant.ingest([corpus], prune=prune)
+    return assistant.index
+
+
+# -- fixtures -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory, embedder: object) -> dict[str, IndexState]:
+    """Clean ingests of both corpus versions, each into a fresh folder."""
+    out: dict[str, IndexState] = {}
+    for name, files in (("v1", V1), ("v2", V2)):
+        tmp = tmp_path_factory.mktemp(f"clean-{name}")
+        out[name] = index_state(ingest_in_process(tmp / "idx", write_corpus(tmp / "corpus", files), embedder))
+    assert out["v1"] != out["v2"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def v1_index(tmp_path_factory: pytest.TempPathFactory, embedder: object) -> Path:
+    """A clean index of corpus version 1; cases copy it before crashing an update into it."""
+    tmp = tmp_path_factory.mktemp("v1-base")
+    index = ingest_in_process(tmp / "idx", write_corpus(tmp / "corpus", V1), embedder)
+    index.catalog.close()
+    return tmp / "idx"
+
+
+# (start, failpoint): "empty" ingests V1 into a new folder; "v1" ingests V2 --prune into a
+# copy of a clean V1 index, so the update (replace + stale delete) and prune paths run.
+QUICK: list[tuple[str, str]] = [
+    ("empty", "ingest.marked_pending"),
+    ("v1", "ingest.chroma_upserted"),
+    ("v1", "catalog.put_document.before_commit"),
+    ("v1", "ingest.catalog_committed"),
+    ("v1", "ingest.prune_chroma_deleted"),
+    ("v1", "lexical.save.between_renames"),
+]
+FULL: list[tuple[str, str]] = [
+    ("empty", "ingest.discovered"),
+    ("empty", "ingest.embedded"),
+    ("empty", "ingest.chroma_upserted"),
+    ("empty", "catalog.put_document.before_commit"),
+    ("empty", "ingest.catalog_committed"),
+    ("empty", "lexical.save.tmp_written"),
+    ("empty", "lexical.save.between_renames"),
+    ("v1", "ingest.embedded"),
+    ("v1", "ingest.marked_pending"),
+    ("v1", "ingest.chroma_written"),
+    ("v1", "catalog.delete_document.before_commit"),
+    ("v1", "ingest.before_lexical"),
+    ("v1", "lexical.save.tmp_written"),
+    ("v1", "lexical.save.swapped"),
+]
+CASES = [pytest.param(s, p, id=f"{s}-{p}") for s, p in QUICK] + [
+    pytest.param(s, p, id=f"{s}-{p}", marks=pytest.mark.slow) for s, p in FULL
+]
+
+
+def crash_then_recover(tmp: Path, start: str, point: str, v1_index: Path, embedder: object) -> Index:
+    index_dir = tmp / "idx"
+    if start == "v1":
+        shutil.copytree(v1_index, index_dir)
+    corpus = write_corpus(tmp / "corpus", V2 if start == "v1" else V1)
+    args = ["ingest", str(corpus), "--index", str(index_dir)] + (["--prune"] if start == "v1" else [])
+    assert_killed(run_rag(*args, failpoint=point), point)
+    return ingest_in_process(index_dir, corpus, embedder, prune=start == "v1")
+
+
+@pytest.mark.parametrize(("start", "point"), CASES)
+def test_killed_ingest_reruns_to_a_clean_index(
+    tmp_path: Path, start: str, point: str, v1_index: Path, clean: dict[str, IndexState], embedder: object
+) -> None:
+    recovered = crash_then_recover(tmp_path, start, point, v1_index, embedder)
+    assert index_state(recovered) == clean["v2" if start == "v1" else "v1"]
+
+
+def test_killed_repair_is_repaired_again(
+    tmp_path: Path, v1_index: Path, clean: dict[str, IndexState], embedder: object
+) -> None:
+    """A crash leaves documents pending; the next open dies inside ``Index.repair``; a third run mends."""
+    index_dir = tmp_path / "idx"
+    shutil.copytree(v1_index, index_dir)
+    corpus = write_corpus(tmp_path / "corpus", V2)
+    args = ["ingest", str(corpus), "--index", str(index_dir), "--prune"]
+    assert_killed(run_rag(*args, failpoint="ingest.chroma_written"), "ingest.chroma_written")
+    assert_killed(run_rag(*args, failpoint="index.repair.resynced"), "index.repair.resynced")
+    recovered = ingest_in_process(index_dir, corpus, embedder, prune=True)
+    assert index_state(recovered) == clean["v2"]
+
+
+def test_the_plain_cli_dies_and_recovers_too(tmp_path: Path, clean: dict[str, IndexState], embedder: object) -> None:
+    """The unmodified ``python -m rag.cli`` (sentence-transformers encode) at a point after Chroma writes."""
+    corpus = write_corpus(tmp_path / "corpus", V1)
+    index_dir = tmp_path / "idx"
+    args = ["ingest", str(corpus), "--index", str(index_dir)]
+    assert_killed(run_rag(*args, failpoint="ingest.chroma_written", plain=True), "ingest.chroma_written")
+    # A failpoint name that no code reaches changes nothing: the switch fires only where named.
+    rerun = run_rag(*args, failpoint="no.such.point", plain=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "added 4" in rerun.stdout
+    index = Index.open(make_settings(index_dir), embedder=embedder)  # type: ignore[arg-type]
+    assert index_state(index) == clean["v1"]
+
+
+# -- the subprocess entry point -------------------------------------------------------------
+def _numpy_embed(self: object, texts: list[str]) -> np.ndarray:
+    """``SentenceTransformerEmbedder.embed`` through the NumPy BERT pass (no torch import)."""
+    encoder = self._numpy_encoder()  # type: ignore[attr-defined]
+    if encoder is None:  # not a BERT model NumpyBert can serve: the real thing
+        return _REAL_EMBED(self, texts)
+    if not texts:
+        return np.zeros((0, 384), dtype=np.float32)
+    return np.stack([encoder.embed(t) for t in texts]).astype(np.float32)
+
+
+if __name__ == "__main__":
+    from rag.cli import app
+    from rag.embedding import SentenceTransformerEmbedder
+
+    _REAL_EMBED = SentenceTransformerEmbedder.embed
+    SentenceTransformerEmbedder.embed = _numpy_embed  # type: ignore[method-assign]
+    app(prog_name="rag")
