@@ -61,14 +61,22 @@ MIN_KEPT_SHARE = 1 / 3  # below this share of verified sentences, the extractive
 GGUF_CONTEXT = 4096
 # Words about the passages rather than about the world: not claims that need support.
 _META = frozenset(
-    tokenize("passage passages source sources according answer question text document quote quoted sentence contains mentions states says")
+    tokenize(
+        "passage passages source sources according answer question text document quote quoted "
+        "sentence contains mentions states says"
+    )
 )
 
 _QUOTE = re.compile(r'"([^"\n]+)"|“([^”\n]+)”|«([^»\n]+)»|„([^“”\n]+)[“”]')
 _NUMS = r"(\d{1,2}(?:\s*(?:,|and)\s*\d{1,2})*)"
 # "[1]", "[1, 2]", "[2: ...]", "(passage 1)" and a bare "passage 1" all name passages.
 _MARK = re.compile(rf"[\[(]\s*(?:passages?\s*)?{_NUMS}\s*(?::[^\])]*)?[\])]|\bpassages?\s+{_NUMS}\b", re.I)
-_LABEL = re.compile(r"^\W*(?:(?:the\s+)?(?:final\s+|short\s+)?answer(?:\s+to\s+(?:this|the)\s+question)?\s*(?:is)?\s*:|answer\s+with[^:]*:)\s*", re.I)
+# "Answer:", "The answer to this question is:", "Answer with quotes:" (echoed prompt) lead nothing.
+_LABEL = re.compile(
+    r"^\W*(?:(?:the\s+)?(?:final\s+|short\s+)?answer(?:\s+to\s+(?:this|the)\s+question)?\s*(?:is)?\s*:"
+    r"|answer\s+with[^:]*:)\s*",
+    re.I,
+)
 _TAG = re.compile(r"</?\s*passage[^>]*>", re.I)
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr gen lt col sgt capt cmdr adm maj sen rep gov pres prof st jr sr no vs etc inc ltd co corp "
@@ -426,8 +434,11 @@ class GenerativeAnswerer:
             url = llm_settings.base_url or OPENAI_URL
             key = os.environ.get(llm_settings.api_key_env)
             if url == OPENAI_URL and not key:
-                raise ConfigError(f"the openai answerer needs an API key in ${llm_settings.api_key_env} (RAG_LLM__API_KEY_ENV)")
-            return cls(_openai_like(url, llm_settings.model, key or "none", llm_settings), f"openai:{llm_settings.model}", fallback, llm_settings)
+                raise ConfigError(
+                    f"the openai answerer needs an API key in ${llm_settings.api_key_env} (RAG_LLM__API_KEY_ENV)"
+                )
+            llm = _openai_like(url, llm_settings.model, key or "none", llm_settings)
+            return cls(llm, f"openai:{llm_settings.model}", fallback, llm_settings)
         if kind == "ollama":
             return cls(_ollama(llm_settings), f"ollama:{llm_settings.model}", fallback, llm_settings)
         if kind == "gguf":
@@ -493,7 +504,9 @@ class GenerativeAnswerer:
         if verdict.outcome == "refused":
             return Draft(REFUSAL_TEXT, None, [], True, 0.0, answerer=self.name, details=details)
         confidence = verdict.kept / verdict.claims if verdict.claims else 0.0
-        return Draft(verdict.answer, verdict.short_answer, list(verdict.citations), False, confidence, answerer=self.name, details=details)
+        citations = list(verdict.citations)
+        short = verdict.short_answer
+        return Draft(verdict.answer, short, citations, False, confidence, answerer=self.name, details=details)
 
     def _details(self, verdict: Verdict, started: float) -> dict[str, Any]:
         details: dict[str, Any] = {
@@ -532,11 +545,11 @@ class GenerativeAnswerer:
         try:
             output = self.llm.chat(messages).message.content or ""
         except Exception as e:  # noqa: BLE001 - as in stream(): fall back, never fail the question
-            logger.warning("%s could not condense the follow-up (%s: %s); using the rule-based rewrite", self.name, type(e).__name__, e)
+            logger.warning("%s could not condense (%s: %s); rewriting by rule", self.name, type(e).__name__, e)
             return rewrite(question, history)
         condensed = clean_condensed(output, question)
         if condensed is None:
-            logger.info("%s condensed %r into unusable %r; using the rule-based rewrite", self.name, question, output[:200])
+            logger.info("%s condensed %r into unusable %r; rewriting by rule", self.name, question, output[:99])
             return rewrite(question, history)
         return condensed
 
@@ -546,7 +559,9 @@ def _openai_like(url: str, model: str, key: str, s: LLMSettings) -> Any:
     try:
         from llama_index.llms.openai_like import OpenAILike
     except ImportError as e:
-        raise ConfigError("the openai and gguf answerers need llama-index-llms-openai-like: pip install 'rag-cite[llm]'") from e
+        raise ConfigError(
+            "the openai and gguf answerers need llama-index-llms-openai-like: pip install 'rag-cite[llm]'"
+        ) from e
     return OpenAILike(
         api_base=url, model=model, api_key=key, is_chat_model=True, timeout=s.timeout_s,
         max_tokens=s.max_tokens, temperature=s.temperature, max_retries=1,
