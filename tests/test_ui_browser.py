@@ -127,7 +127,7 @@ def test_answer_streams_and_its_citation_highlights_the_passage(open_page: Calla
     expect(answer.locator(".rag-sources li")).not_to_have_count(0)
 
     # The source list under the answer opens the passage; so does the [1] in the text.
-    mark = open_citation(page, answer.locator(".rag-sources a.cite").last)
+    mark = open_citation(page, answer.locator(".rag-sources .rag-source-item a.cite").first)  # [1]'s title
     expect(mark).to_contain_text("90%")
     page.locator("#rag-source-panel .rag-source-text").evaluate("box => { box.scrollTop = 0; }")
     mark = open_citation(page, answer.locator(".rag-text a.cite", has_text="[1]").first)

@@ -202,3 +202,14 @@ def test_save_upload_refuses_big_empty_and_symlinked_targets(tmp_path: Path) -> 
         save_upload(small, "link.txt", corpus, max_bytes=100)
     assert secret.read_text(encoding="utf-8") == "keep"
 
+
+
+def test_source_list_quotes_each_passage_briefly() -> None:
+    long_quote = "word " * 60
+    assert render.clip(long_quote, 20) == "word word word word…"
+    assert render.clip("short\n text", 20) == "short text"
+    out = render.answer_html(answer("x [1]", [CITATION]), 0, {"news/a.txt": "T"})
+    assert "“In 2023, 90% &lt;b&gt;of&lt;/b&gt; imports came from China &amp; co.”" in out
+    second = Citation(id=2, source="news/a.txt", start=0, end=6, quote="Intro.")
+    twice = render.answer_html(answer("x [1] y [2]", [CITATION, second]), 0, {"news/a.txt": "Title"})
+    assert twice.count("Title · news/a.txt") == 1 and "same document · characters 0–6" in twice

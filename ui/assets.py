@@ -74,8 +74,7 @@ ol.rag-source-list li > a.cite { flex-shrink: 0; }
 .rag-source-item { min-width: 0; }
 .rag-source-item a.cite { display: inline; white-space: normal; background: none; font-weight: 500; padding: 0;
   margin: 0; font-size: 1em; }
-.rag-where { display: block; color: var(--body-text-color-subdued); font-size: 0.78rem;
-  font-family: var(--font-mono); }
+.rag-where { display: block; color: var(--body-text-color-subdued); font-size: 0.78rem; }
 .rag-meta { margin-top: 6px; color: var(--body-text-color-subdued); font-size: 0.75rem; }
 
 #rag-source-panel { min-height: 200px; }

@@ -44,7 +44,7 @@ def build_layout(app: ChatApp, settings: Settings) -> gr.Blocks:
                         chatbot = gr.Chatbot(
                             elem_id="rag-chat",
                             show_label=False,
-                            height=540,
+                            height=610,
                             render_markdown=False,  # messages are HTML built by ui.render, text escaped
                             sanitize_html=True,  # and the chat's own sanitiser stays on
                             latex_delimiters=[],

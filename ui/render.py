@@ -79,6 +79,15 @@ def linked_answer_text(answer: str, turn: int, known_ids: set[int]) -> str:
     return "".join(out)
 
 
+def clip(value: str, limit: int) -> str:
+    """``value`` on one line, cut at a word boundary to at most ``limit`` characters plus "…"."""
+    flat = " ".join(value.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[:limit].rsplit(" ", 1)[0] if " " in flat[:limit] else flat[:limit]
+    return cut.rstrip(",;:") + "…"
+
+
 def _unique(citations: Iterable[Citation]) -> list[Citation]:
     seen: dict[int, Citation] = {}
     for c in citations:
@@ -98,11 +107,16 @@ def answer_html(answer: Answer, turn: int, titles: Mapping[str, str]) -> str:
     parts.append(f'<div class="rag-text">{linked_answer_text(answer.answer, turn, {c.id for c in citations})}</div>')
     if citations:
         parts.append('<div class="rag-sources"><div class="rag-label">Sources</div><ol class="rag-source-list">')
+        listed: set[str] = set()
         for c in citations:
-            title = titles.get(c.source) or c.source
+            title = clip(titles.get(c.source) or c.source, 60)
+            document = "same document" if c.source in listed else f"{title} · {c.source}"
+            listed.add(c.source)
+            where = f"{document} · characters {c.start:,}–{c.end:,}"
             parts.append(
-                f'<li>{cite_link(turn, c.id)}<span class="rag-source-item">{cite_link(turn, c.id, title)}'
-                f'<span class="rag-where">{text(c.source)} · characters {c.start:,}–{c.end:,}</span></span></li>'
+                f'<li>{cite_link(turn, c.id)}<span class="rag-source-item">'
+                f"{cite_link(turn, c.id, '“' + clip(c.quote, 110) + '”')}"
+                f'<span class="rag-where">{text(where)}</span></span></li>'
             )
         parts.append("</ol></div>")
     meta = [answer.answerer]
