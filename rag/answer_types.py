@@ -39,16 +39,21 @@ class Candidate:
 _Q = re.compile  # questions are matched lower-cased
 
 _QUESTION_RULES: list[tuple[re.Pattern[str], AType]] = [
-    (_Q(r"\b(what|which)\s+(share|percent(age)?|proportion|fraction|portion|rate)\b|\bwhat %|\bhow much of\b|\bpercent"), AType.PERCENT),
+    (_Q(r"\b(what|which)\s+(share|percent(age)?|proportion|fraction|portion|rate)\b|\bwhat %|\bpercent"), AType.PERCENT),
     (_Q(r"\bhow much\b.*\b(cost|pay|paid|spend|spent|worth|price|money|fund|budget|raise|earn)|\bhow much (money|cash|funding)\b|\b(what|which) (price|amount of money|sum)\b"), AType.MONEY),
     (_Q(r"\bhow long\b(?!.*\b(ago|since)\b)|\bfor how long\b|\bwhat (duration|period of time)\b"), AType.DURATION),
-    (_Q(r"\bhow (many|much|far|tall|high|old|large|big|heavy|wide|deep|fast|often)\b|\bwhat (number|amount|quantity|size|population|area|length|height|speed|distance|temperature)\b|\bwhich number\b"), AType.NUMBER),
+    (_Q(r"\bhow (many|much|far|tall|high|old|large|big|heavy|wide|deep|fast|often)\b|\bwhat (number|amount|quantity|size|population|length|height|speed|distance|temperature)\b|\bwhich number\b"), AType.NUMBER),
     (_Q(r"^\s*when\b|\bwhen (did|was|were|is|will|do|does|had)\b|\b(what|which|in what|in which) (year|date|month|day|decade|century|time|era|period)\b|\bhow long ago\b|\bsince when\b"), AType.DATE),
     (_Q(r"^\s*(who|whom|whose)\b|\b(who|whom|whose) (is|was|were|did|has|had|said|told|led|raised|warned|announced|contributed)\b|\b(what|which) (person|man|woman|official|president|leader|king|queen|emperor|general|commander|secretary|scientist|author|writer|player|minister|senator|ruler|explorer|artist|composer)\b|\bname of the (person|man|woman|official|president|leader)\b"), AType.PERSON),
     (_Q(r"^\s*where\b|\bwhere (did|was|were|is|are|do|does|had)\b|\b(what|which|in what|in which) (country|countries|city|cities|state|place|region|continent|town|village|island|river|province|county|area|location|nation|capital|territory|sea|ocean|mountain)\b"), AType.PLACE),
     (_Q(r"\b(what|which) (company|companies|organi[sz]ation|agency|agencies|bank|banks|party|government|institution|university|college|school|newspaper|network|army|group|team|command|department|ministry|court|council|committee|body|outlet|firm)\b"), AType.ORG),
     (_Q(r"\b(what|which) (is|was) the name\b|\bwhat (is|was|were) .* called\b|\bwhat name\b"), AType.NAME),
 ]
+
+
+# Types whose absence from the best sentence means the question is not answered: their
+# candidates are found reliably (digits, number words, dates), unlike names.
+NUMERIC_TYPES = frozenset({AType.PERCENT, AType.MONEY, AType.NUMBER, AType.DATE, AType.DURATION})
 
 
 def expected_type(question: str) -> AType:
@@ -69,16 +74,22 @@ _PATTERNS: list[tuple[re.Pattern[str], AType]] = [
     (re.compile(rf"\b{_NUM}\s?(?:%|percent\b|per cent\b|percentage points?\b)|\b{_NUMWORD}[- ]percent\b", re.I), AType.PERCENT),
     (re.compile(rf"(?:US)?[$€£¥]\s?{_NUM}{_SCALE}|\b{_NUM}{_SCALE}\s(?:dollars|euros|pounds|yuan|rubles|roubles|yen|francs|marks)\b", re.I), AType.MONEY),
     (re.compile(rf"\b(?:{_MONTHS}\s\d{{1,2}}(?:st|nd|rd|th)?,?\s\d{{3,4}}|\d{{1,2}}(?:st|nd|rd|th)?\s{_MONTHS}\s\d{{3,4}}|{_MONTHS}\s\d{{3,4}}|{_MONTHS}\s\d{{1,2}}(?:st|nd|rd|th)?)\b"), AType.DATE),
-    (re.compile(r"\b(?:the\s)?(?:1\d|20)\d0s\b|\b(?:\d{1,2}(?:st|nd|rd|th)|(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|twenty-first))[- ]century\b", re.I), AType.DATE),
+    (re.compile(rf"\b{_MONTHS}(?=[\s,.;]|$)|\b\d{{1,2}}(?::\d\d)?\s?(?:am|pm|a\.m\.|p\.m\.)", re.I), AType.DATE),
+    (re.compile(r"\b(?:the\s)?(?:1\d|20)\d0s\b|\b(?:\d{1,2}(?:st|nd|rd|th)|(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|twenty-first))[- ]centur(?:y|ies)\b|\b\d{1,2}(?:st|nd|rd|th) and \d{1,2}(?:st|nd|rd|th) centuries\b", re.I), AType.DATE),
     (re.compile(r"\b(?:in|since|by|until|from|during|of|before|after|around|circa|c\.)\s(?:AD\s|BC\s)?(\d{3,4})(?:\s?(?:BC|AD|BCE|CE))?\b"), AType.DATE),
     (re.compile(r"\b(?:1[0-9]|20)\d\d\b"), AType.DATE),
     (re.compile(rf"\b(?:more than |over |nearly |almost |about |around |some |at least )?(?:{_NUM}|{_NUMWORD}|a few|several|many)\s(?:years?|months?|weeks?|days?|decades?|centuries|hours?)\sago\b", re.I), AType.DATE),
+    (re.compile(r"\b(?:the\s)?[A-Z][\w-]+(?:\s[A-Z][\w-]+)?\s(?:era|age|period|dynasty|years)\b"), AType.DATE),
     (re.compile(r"\b(?:earlier|later|last|next|this)\s(?:this\s)?(?:week|month|year|decade|century)\b|\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b"), AType.DATE),
     (re.compile(rf"\b(?:more than |over |nearly |almost |about |around |some |at least |up to )?(?:{_NUM}|{_NUMWORD}){_SCALE}(?:\s(?:years?|months?|weeks?|days?|hours?|minutes?|seconds?|decades?|centuries))\b", re.I), AType.DURATION),
     (re.compile(rf"\b(?:more than |over |nearly |almost |about |around |some |at least |up to |roughly )?(?:{_NUM}{_SCALE}|{_NUMWORD}(?:\s(?:times|million|billion|thousand|hundred))?)(?:\s(?:[a-z]+-)?[a-z]+)?", re.I), AType.NUMBER),
 ]
 
 _TITLES = r"(?:President|Gen\.|General|Secretary|Senator|Sen\.|Rep\.|Mr\.|Mrs\.|Ms\.|Dr\.|Prof\.|Professor|King|Queen|Emperor|Prince|Princess|Pope|Saint|St\.|Sir|Lord|Lady|Chancellor|Minister|Prime Minister|Governor|Mayor|Judge|Justice|Admiral|Colonel|Col\.|Captain|Capt\.|Lt\.|Sgt\.)"
+_LEADING_TITLE = re.compile(
+    rf"^(?:(?:U\.S\.|US|Treasury|Defense|Foreign|State|Deputy|Vice|Former|former|Chinese|Russian|American|British|French)\s)*"
+    rf"(?:{_TITLES}|Secretary of State|Secretary of Defense|Secretary of the Treasury|Secretary-General)\s(?=[A-Z])"
+)
 _CAP_SEQ = re.compile(
     r"(?:(?<=\s)|(?<=^)|(?<=[\"'(“‘]))"
     r"(?:[A-Z][\w'’.-]*|[A-Z]\.)(?:\s(?:of|de|da|del|der|van|von|la|le|du|the|and|for|al|bin|ibn)\s[A-Z][\w'’.-]*|\s(?:[A-Z][\w'’.-]*|[A-Z]\.|\d+))*"
@@ -135,8 +146,14 @@ def candidates(text: str, start: int = 0, end: int | None = None) -> list[Candid
             # A capitalised word that merely starts the sentence is not a name.
             if a == start and " " not in name and name.lower() not in _PLACES:
                 continue
-            out.append(Candidate(a, b, name, _name_type(text, a, name)))
+            kind = _name_type(text, a, name)
             taken.append((a, b))
+            titled = _LEADING_TITLE.match(name)
+            if titled and titled.end() < len(name):
+                # "Secretary of State Antony Blinken": the person is the name after the title.
+                a += titled.end()
+                name, kind = text[a:b], AType.PERSON
+            out.append(Candidate(a, b, name, kind))
     return sorted(out, key=lambda c: c.start)
 
 

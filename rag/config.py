@@ -51,7 +51,7 @@ class AnswerSettings(BaseModel):
     """The answerer and its refusal policy."""
 
     answerer: Literal["extractive", "openai", "ollama", "gguf"] = "extractive"
-    max_sentences: int = Field(3, ge=1, le=20, description="most sentences cited per answer")
+    max_sentences: int = Field(4, ge=1, le=20, description="most sentences cited per answer")
     max_cited_chars: int = Field(600, ge=50, description="citation budget per answer")
     refusal_threshold: float | None = Field(
         None, description="score below which to refuse; None = the calibrated default"

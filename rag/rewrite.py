@@ -88,16 +88,15 @@ def _carry_forward(question: str, previous: str, last: Turn) -> str:
         person = _person_in(last.answer) or _person_in(previous)
         if person and not set(words(person)) & present:
             carry.append(person)
-    antecedent = [w for w in content_words(_short_answer(last.answer)) if w.isalpha() and w not in present]
+    short = _short_answer(last.answer)
+    antecedent = [w for w in content_words(short) if w.isalpha() and w not in present]
     if antecedent and not carry and _OTHER_PRONOUNS.search(core):
         # "What does Russia use it for?" after the answer "nitrocellulose from China": the
-        # pronoun points at what the last answer named, not at the last question's words.
-        short = _short_answer(last.answer)
-        carry.extend(_original_case(short, w) for w in antecedent[:_MAX_CARRY])
-    else:
-        for w in content_words(previous):
-            if w not in present and len(carry) < _MAX_CARRY:
-                carry.append(_original_case(previous, w))
+        # pronoun most likely points at what the last answer named, so that comes first.
+        carry.extend(_original_case(short, w) for w in antecedent[: _MAX_CARRY // 2])
+    for w in content_words(previous):
+        if w not in present and len(carry) < _MAX_CARRY and _original_case(previous, w) not in carry:
+            carry.append(_original_case(previous, w))
     if not carry:
         return core
     return f"{body.rstrip()} ({', '.join(carry)}){mark}"

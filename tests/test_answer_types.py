@@ -48,14 +48,14 @@ def test_typed_spans_have_exact_offsets() -> None:
     assert "$1.2 billion" in spans(text, AType.MONEY)
     assert any(s.startswith("40,000 shells") for s in spans(text, AType.NUMBER))
     assert "over three years" in spans(text, AType.DURATION)
-    assert "Gen. Chris Cavoli" in spans(text, AType.PERSON)
+    assert "Chris Cavoli" in spans(text, AType.PERSON)  # the title is not part of the name
     assert "China" in spans(text, AType.PLACE) or "China" in spans(text, AType.NAME)
 
 
 def test_candidates_the_question_already_names_are_not_answers() -> None:
     text = "President Joe Biden raised concerns in a call with Chinese President Xi Jinping."
     found = [c.text for c in typed_candidates(text, 0, len(text), AType.PERSON, {"who", "raised", "concerns", "with", "xi"})]
-    assert "President Joe Biden" in found
+    assert "Joe Biden" in found
     assert not any("Xi" in f for f in found)
     nums = typed_candidates("It had 40 ships.", 0, 16, AType.NUMBER, {"how", "many", "40", "ships"})
     assert nums == []

@@ -34,7 +34,7 @@ def test_rewrite_carries_the_previous_subject_forward() -> None:
 def test_personal_pronoun_gets_the_person_from_the_previous_answer() -> None:
     turn = Turn(question="Who is the commander of U.S. European Command?", answer="Gen. Chris Cavoli [1].")
     got = rewrite("What did he tell lawmakers?", [turn])
-    assert "Gen. Chris Cavoli" in got and got.startswith("What did he tell lawmakers")
+    assert "Chris Cavoli" in got and got.startswith("What did he tell lawmakers")
 
 
 def test_standalone_questions_pass_through_and_histories_chain() -> None:
