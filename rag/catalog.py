@@ -110,8 +110,44 @@ class Catalog:
             self._local.conn = None
 
     @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read on this thread inside the block sees one committed state of the catalog.
+
+        A query reads a document's chunks, sentence spans and text in separate statements; an
+        ingest committing a new version between them would pair old offsets with new text and
+        yield quotes that verify but are cut mid-word. In WAL mode a read transaction keeps the
+        snapshot of its first read, so inside this block a document is old or new, never half.
+        Re-entrant; the thread must not write the catalog inside it.
+        """
+        depth = getattr(self._local, "snapshot_depth", 0)
+        if depth:
+            self._local.snapshot_depth = depth + 1
+            try:
+                yield
+            finally:
+                self._local.snapshot_depth = depth
+            return
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN")
+            conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchall()  # pin it now
+        except sqlite3.Error as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(f"cannot read catalog {self.path}: {e}") from e
+        self._local.snapshot_depth = 1
+        try:
+            yield
+        finally:
+            self._local.snapshot_depth = 0
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One immediate transaction; rolled back on any error, which is raised as StoreError."""
+        if getattr(self._local, "snapshot_depth", 0):
+            raise StoreError("cannot write the catalog inside a read snapshot")
         with self._write_lock:
             conn = self._conn()
             try:
@@ -182,17 +218,18 @@ class Catalog:
     def chunks(self, ids: list[str]) -> dict[str, tuple[Chunk, str]]:
         """Chunks by id (missing ids are left out), each with its document's source."""
         out: dict[str, tuple[Chunk, str]] = {}
-        for i in range(0, len(ids), 500):
-            part = ids[i : i + 500]
-            marks = ",".join("?" * len(part))
-            rows = self._read(
-                f'SELECT c.id, c.doc_id, c.idx, c.start, c."end", c.first_sentence, c.n_sentences, c.text, '
-                f"d.source FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
-                part,
-            )
-            for cid, doc_id, idx, start, end, first, n, text, source in rows:
-                spans = self._sentence_spans(doc_id, first, n)
-                out[cid] = (Chunk(doc_id, idx, start, end, text, spans), source)
+        with self.snapshot():  # each chunk with its sentence spans from the same version
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                marks = ",".join("?" * len(part))
+                rows = self._read(
+                    f'SELECT c.id, c.doc_id, c.idx, c.start, c."end", c.first_sentence, c.n_sentences, c.text, '
+                    f"d.source FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
+                    part,
+                )
+                for cid, doc_id, idx, start, end, first, n, text, source in rows:
+                    spans = self._sentence_spans(doc_id, first, n)
+                    out[cid] = (Chunk(doc_id, idx, start, end, text, spans), source)
         return out
 
     def _sentence_spans(self, doc_id: str, first: int, n: int) -> tuple[tuple[int, int], ...]:
@@ -231,11 +268,12 @@ class Catalog:
 
     def vector_entries(self, doc_id: str) -> list[VectorEntry]:
         """The Chroma entries of a stored document, rebuilt from the catalog (for repair)."""
-        info = self.document(doc_id)
-        if info is None:
-            return []
-        sentences = self.sentences(doc_id, 0, 1 << 30)
-        rows = self._read("SELECT idx, first_sentence, n_sentences FROM chunks WHERE doc_id = ?", (doc_id,))
+        with self.snapshot():  # the document, its sentences and chunks from the same version
+            info = self.document(doc_id)
+            if info is None:
+                return []
+            sentences = self.sentences(doc_id, 0, 1 << 30)
+            rows = self._read("SELECT idx, first_sentence, n_sentences FROM chunks WHERE doc_id = ?", (doc_id,))
         spans = [(s.start, s.end) for s in sentences]
         members = sentence_chunks(spans, [(first, n) for _, first, n in sorted(rows)])
         return [

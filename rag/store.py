@@ -158,6 +158,7 @@ class ChromaStore:
         return [
             VectorHit(vid, 1.0 - float(d), str(m["doc_id"]), tuple(int(x) for x in str(m["chunks"]).split(",") if x))
             for vid, d, m in zip(res["ids"][0], res["distances"][0], res["metadatas"][0])
+            if m is not None  # deleted by a concurrent ingest between Chroma's search and its metadata read
         ]
 
     def count(self) -> int:
