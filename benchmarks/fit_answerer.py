@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.answer import FEATURES, ExtractiveAnswerer  # noqa: E402
-from rag.answer_types import NUMERIC_TYPES, expected_type  # noqa: E402
+from rag.answer_types import CHECKED_TYPES, expected_type  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
 from rag.config import Settings  # noqa: E402
 
@@ -78,7 +78,6 @@ def collect(assistant: Assistant, questions: list[dict], top_k: int) -> list[dic
         p0, p1 = q["paragraph"]
         rows.append({
             "article": q["source"],
-            "numeric": expected_type(q["question"]) in NUMERIC_TYPES,
             "wanted": expected_type(q["question"]).value,
             "impossible": q["impossible"],
             "x": np.stack([s.features for s in scored]) if scored else np.zeros((0, len(FEATURES)), np.float32),
@@ -188,15 +187,16 @@ def main() -> None:
         # 3. Refusal: a threshold on the best sentence's held-out probability, for answerable
         #    questions, the same questions with their gold paragraph removed ("the article does
         #    not say"), and SQuAD's adversarial unanswerable ones.
-        #    With the rule on, a question asking for a number, amount or date is also refused
-        #    when its best sentence holds none.
+        #    With the rule on, a question asking for a number, amount, date or organisation is
+        #    also refused when its best sentence holds none (rag.answer_types.CHECKED_TYPES).
         missing = FEATURES.index("type_missing")
+        checked = {t.value for t in CHECKED_TYPES}
 
         def best_of(r: dict, logits: np.ndarray, keep: np.ndarray) -> tuple[float, bool]:
             if not keep.any():
                 return 0.0, True
             j = int(np.argmax(np.where(keep, logits, -np.inf)))
-            return float(1 / (1 + np.exp(-logits[j]))), bool(r["numeric"] and r["x"][j, missing] > 0)
+            return float(1 / (1 + np.exp(-logits[j]))), bool(r["wanted"] in checked and r["x"][j, missing] > 0)
 
         best: dict[str, list[tuple[float, bool]]] = {"answerable": [], "answer_removed": [], "adversarial": []}
         for i, r in enumerate(cut):
@@ -212,12 +212,12 @@ def main() -> None:
             for t in (0.05, 0.08, 0.12, 0.15, 0.18, 0.22, 0.27, 0.35):
                 def refused(kind: str) -> float:
                     return float(np.mean([p < t or (rule and lacks) for p, lacks in best[kind]]))
-                table.append({"threshold": t, "numeric_rule": rule, "false_refusal": refused("answerable"),
+                table.append({"threshold": t, "type_rule": rule, "false_refusal": refused("answerable"),
                               "refused_answer_removed": refused("answer_removed"), "refused_adversarial": refused("adversarial")})
         print(f"passages={passages}: refusal trade-off, threshold on the best sentence's probability (held-out)")
         print("  rule  threshold  false-refusal  refused(answer removed)  refused(SQuAD unanswerable)")
         for row in table:
-            print(f"  {'on ' if row['numeric_rule'] else 'off'}   {row['threshold']:.2f}       {row['false_refusal']:.3f}          "
+            print(f"  {'on ' if row['type_rule'] else 'off'}   {row['threshold']:.2f}       {row['false_refusal']:.3f}          "
                   f"{row['refused_answer_removed']:.3f}                    {row['refused_adversarial']:.3f}")
         # 4. The sentence model refit on all articles.
         train = [r for r in cut if not r["impossible"] and len(r["x"])]

@@ -51,9 +51,11 @@ _QUESTION_RULES: list[tuple[re.Pattern[str], AType]] = [
 ]
 
 
-# Types whose absence from the best sentence means the question is not answered: their
-# candidates are found reliably (digits, number words, dates), unlike names.
-NUMERIC_TYPES = frozenset({AType.PERCENT, AType.MONEY, AType.NUMBER, AType.DATE, AType.DURATION})
+# Types whose absence from the best sentence means the question is not answered: numbers and
+# dates are found reliably (digits, number words, month names); an organisation asked for by
+# kind ("which company...?") must at least be named. People and places are left out: "who"
+# and "where" are answered in too many shapes for absence to mean much.
+CHECKED_TYPES = frozenset({AType.PERCENT, AType.MONEY, AType.NUMBER, AType.DATE, AType.DURATION, AType.ORG})
 
 
 def expected_type(question: str) -> AType:

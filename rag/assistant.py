@@ -224,6 +224,10 @@ class Assistant:
         """The exact text that citation offsets of ``source`` index into."""
         return self.index.document_text(source)
 
+    def document(self, source: str) -> DocumentInfo | None:
+        """One document's catalog entry (title, date, chunks...), or None if not indexed."""
+        return self.index.catalog.document_by_source(source)
+
     def as_llamaindex_retriever(self, top_k: int | None = None, filters: Filters | None = None) -> Any:
         """This index's hybrid retriever as a llama-index ``BaseRetriever``."""
         from rag.llamaindex import HybridRetriever

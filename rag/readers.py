@@ -25,6 +25,8 @@ PDF_SUFFIXES = {".pdf": "pdf"}
 SUPPORTED_SUFFIXES = frozenset({**TEXT_SUFFIXES, **HTML_SUFFIXES, **PDF_SUFFIXES})
 
 _DATE_LINE = re.compile(r"\A\s*(?:date|published|updated)\s*[:=]?\s*(\d{4}-\d{2}-\d{2})\b", re.I)
+# A "date: 2024-04-13" line among the first lines (after a title, say).
+_DATE_ANY_LINE = re.compile(r"^[ \t*_]*(?:date|published|updated)[ \t*_]*[:=][ \t*_]*(\d{4}-\d{2}-\d{2})\b", re.I | re.M)
 _FRONT_MATTER_DATE = re.compile(r"\A---\s*\n(?:.*\n)*?date:\s*['\"]?(\d{4}-\d{2}-\d{2})", re.I)
 _MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 _TITLE_CHARS = 120
@@ -73,8 +75,9 @@ def _text_document(raw: bytes, source: str, kind: str) -> Document:
 
 
 def find_date(text: str) -> str | None:
-    """A leading ``date YYYY-MM-DD`` line or a markdown front-matter ``date:``; else None."""
-    m = _DATE_LINE.match(text[:300]) or _FRONT_MATTER_DATE.match(text[:2000])
+    """A leading ``date YYYY-MM-DD`` line, a front-matter ``date:``, or a ``Date: YYYY-MM-DD``
+    line near the top (under a title, say); else None."""
+    m = _DATE_LINE.match(text[:300]) or _FRONT_MATTER_DATE.match(text[:2000]) or _DATE_ANY_LINE.search(text[:600])
     return m.group(1) if m else None
 
 

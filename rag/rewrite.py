@@ -92,7 +92,8 @@ def _carry_forward(question: str, previous: str, last: Turn) -> str:
     antecedent = [w for w in content_words(short) if w.isalpha() and w not in present]
     if antecedent and not carry and _OTHER_PRONOUNS.search(core):
         # "What does Russia use it for?" after the answer "nitrocellulose from China": the
-        # pronoun most likely points at what the last answer named, so that comes first.
+        # pronoun most likely points at what the last answer named, so that comes first; the
+        # last question's words follow ("When did that call take place?" needs "call").
         carry.extend(_original_case(short, w) for w in antecedent[: _MAX_CARRY // 2])
     for w in content_words(previous):
         if w not in present and len(carry) < _MAX_CARRY and _original_case(previous, w) not in carry:

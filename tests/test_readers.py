@@ -114,5 +114,7 @@ def test_date_and_title_helpers() -> None:
     assert find_date(" date 2024-04-13 \n\nText") == "2024-04-13"
     assert find_date("Published: 2020-01-02\nText") == "2020-01-02"
     assert find_date("No date in this text at all") is None
+    assert find_date("# Harbour notes\n\nDate: 2021-03-04\n\nText") == "2021-03-04"
+    assert find_date("Text that mentions date: 2021-03-04 in a sentence.") is None
     assert guess_title("CNN\n\nA long first real line of text", "x.txt") == "A long first real line of text"
     assert guess_title("short", "dir/file-name.txt") == "file-name"
