@@ -178,8 +178,6 @@ def _print_answer(answer: Any) -> None:
     console = Console(highlight=False, soft_wrap=True)
     if answer.standalone_question != answer.question:
         console.print(f"[dim]searched: {escape(answer.standalone_question)}[/dim]")
-    if answer.short_answer:
-        console.print(f"[bold]{escape(answer.short_answer)}[/bold]")
     console.print(escape(answer.answer))
     for c in answer.citations:
         console.print(f"\n[bold][{c.id}][/bold] {escape(c.source)} [dim]chars {c.start}-{c.end}[/dim]")
