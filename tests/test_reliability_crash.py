@@ -101,6 +101,23 @@ def index_state(index: Index) -> IndexState:
     )
 
 
+def catalog_rows(index_dir: Path) -> dict[str, object]:
+    """Everything the catalog stores, read with plain sqlite3 (read-only), to compare before/after."""
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{index_dir / 'catalog.sqlite3'}?mode=ro", uri=True)
+    try:
+        return {
+            "documents": con.execute("SELECT id, source, sha256, text, n_chunks FROM documents ORDER BY id").fetchall(),
+            "chunks": con.execute('SELECT id, doc_id, start, "end", text FROM chunks ORDER BY id').fetchall(),
+            "sentences": con.execute('SELECT doc_id, idx, start, "end", vector FROM sentences ORDER BY doc_id, idx').fetchall(),
+            "pending": con.execute("SELECT doc_id FROM pending ORDER BY doc_id").fetchall(),
+            "meta": con.execute("SELECT key, value FROM meta ORDER BY key").fetchall(),
+        }
+    finally:
+        con.close()
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment for a CLI subprocess: no RAG_* settings of the developer's, offline."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
@@ -133,9 +150,12 @@ def assert_killed(done: subprocess.CompletedProcess[str], point: str) -> None:
     )
 
 
-def ingest_in_process(index_dir: Path, corpus: Path, embedder: object, prune: bool = False) -> Index:
+def ingest_in_process(
+    index_dir: Path, corpus: Path, embedder: object, prune: bool = False, chroma_url: str | None = None
+) -> Index:
     """Open (repairing) and ingest like ``rag ingest`` does, with the session's model."""
-    assistant = Assistant.open(settings=make_settings(index_dir), create=True, embedder=embedder)  # type: ignore[arg-type]
+    settings = make_settings(index_dir).with_overrides(chroma_url=chroma_url)
+    assistant = Assistant.open(settings=settings, create=True, embedder=embedder)  # type: ignore[arg-type]
     assistant.ingest([corpus], prune=prune)
     return assistant.index
 
