@@ -72,6 +72,12 @@ def discover(paths: list[Path], corpus_root: Path | None = None) -> tuple[list[S
     seen_real: set[str] = set()
 
     def add(path: Path, source: str) -> None:
+        try:
+            source.encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes in the name: it cannot be stored or cited
+            shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+            skipped.append((shown, "file name is not valid UTF-8"))
+            return
         if path.suffix.lower() not in SUPPORTED_SUFFIXES:
             skipped.append((str(path), f"unsupported file type {path.suffix or '(none)'}"))
             return
@@ -82,6 +88,9 @@ def discover(paths: list[Path], corpus_root: Path | None = None) -> tuple[list[S
             return
         if not os.path.exists(real):
             skipped.append((str(path), "broken symbolic link"))
+            return
+        if not os.path.isfile(real):  # a FIFO would block the read forever, /dev/zero never end
+            skipped.append((str(path), "not a regular file"))
             return
         if real in seen_real:
             return
