@@ -54,6 +54,21 @@ def _command_line() -> str | None:
     return shlex.join(["rag", *sys.argv[1:]])
 
 
+def _code_version() -> str | None:
+    """The git commit of the working tree (``+dirty`` when it has changes); None outside git."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if commit.returncode != 0:
+        return None
+    return commit.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
+
+
 def _progress_bar() -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -144,7 +159,8 @@ def eval_command(
                 bar.update(task, completed=done, total=total, description=item_id)
 
             scored = run_eval(gold_set, _settings(), out, index=index, corpus=corpus, limit=limit, sample=sample,
-                              seed=seed, k=k, progress=progress, command=_command_line())
+                              seed=seed, k=k, progress=progress, command=_command_line(),
+                              code_version=_code_version())
         _finish(scored, out, baseline, tolerance)
     except RagError as e:
         raise _fail(str(e)) from None

@@ -306,10 +306,12 @@ def run_eval(
     k: int = DEFAULT_K,
     progress: ProgressFn | None = None,
     command: str | None = None,
+    code_version: str | None = None,
 ) -> ScoredRun:
     """Ask the selected gold items through ``Assistant.ask``, write the run folder, score it.
 
-    ``command`` (the command line that started the run) is recorded in run.json and the report.
+    ``command`` (the command line that started the run) and ``code_version`` (e.g. the git
+    commit) are recorded in run.json and the report.
     """
     items = select_items(gold.items, limit, sample, seed)
     try:
@@ -322,6 +324,7 @@ def run_eval(
         "index": _relative(index, out_dir) if index is not None else None,
         "paths_relative_to": "this run folder",
         "command": command,
+        "code_version": code_version,
         "k": k,
         "limit": limit,
         "sample": sample,

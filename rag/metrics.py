@@ -43,8 +43,8 @@ METRICS: dict[str, MetricInfo] = {
     "answer_accuracy": MetricInfo(
         "answerable: a gold answer (SQuAD-normalised) occurs as whole words in short_answer, or in answer when short_answer is null"
     ),
-    "squad_em": MetricInfo("official SQuAD 2.0 exact match of short_answer over all items (a refusal predicts '')"),
-    "squad_f1": MetricInfo("official SQuAD 2.0 token F1 of short_answer over all items (a refusal predicts '')"),
+    "squad_em": MetricInfo("official SQuAD 2.0 exact match of short_answer (else answer; a refusal predicts '') over all items"),
+    "squad_f1": MetricInfo("official SQuAD 2.0 token F1 of short_answer (else answer; a refusal predicts '') over all items"),
     "citation_exactness": MetricInfo("share of all citations whose document_text(source)[start:end] == quote"),
     "evidence_hit_rate": MetricInfo("answerable items with evidence: some citation overlaps a gold evidence span"),
     "citation_precision": MetricInfo("citations on answerable items with evidence that overlap some gold evidence span"),
@@ -180,11 +180,14 @@ def citation_is_exact(span: Span, quote: str, text_of: TextOf) -> bool:
 
 def score_item(record: Mapping[str, Any], item: GoldItem, evidence: Sequence[Span], text_of: TextOf) -> ItemScore:
     """Score one answer record against its gold item and the item's located evidence spans."""
-    refused = bool(record.get("refused", False))
+    failed = bool(record.get("error"))  # the question raised: wrong whatever the gold says
+    refused = bool(record.get("refused", False)) and not failed
     short = record.get("short_answer")
     answer = record.get("answer") or ""
     cited = record_citations(record)
-    prediction = "" if refused or not short else str(short)
+    # What the system said, for EM/F1: a refusal predicts "" (SQuAD 2.0's no-answer); an answer
+    # without a short answer is still an answer, so it predicts its text rather than "".
+    prediction = "" if refused else str(short or answer)
     answerable = not item.unanswerable
     correct: bool | None = None
     in_citation: bool | None = None
@@ -204,8 +207,8 @@ def score_item(record: Mapping[str, Any], item: GoldItem, evidence: Sequence[Spa
         passed=bool(correct) if answerable else refused,
         refused=refused,
         correct=correct,
-        em=exact_match(prediction, item.answers),
-        f1=f1_score(prediction, item.answers),
+        em=0.0 if failed else exact_match(prediction, item.answers),
+        f1=0.0 if failed else f1_score(prediction, item.answers),
         evidence_hit=any(on_evidence) if with_evidence else None,
         answer_in_citation=in_citation,
         citations=len(cited),
@@ -215,7 +218,7 @@ def score_item(record: Mapping[str, Any], item: GoldItem, evidence: Sequence[Spa
         evidence_covered=covered,
         first_relevant_rank=rank if with_evidence else None,
         latency_ms=float(total) if isinstance(total, int | float) else None,
-        error=str(record["error"]) if record.get("error") else None,
+        error=str(record["error"]) if failed else None,
     )
 
 

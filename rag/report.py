@@ -142,7 +142,8 @@ def render_report(scored: ScoredRun, comparison: Comparison | None) -> str:
         + ("; **keep_only_last on (deliberately weakened)**" if retrieval.get("keep_only_last") else "")
         + f"; started {run.get('started')}, {run.get('seconds')} s.",
         "",
-        *([f"Made by: `{run['command']}`", ""] if run.get("command") else []),
+        *([f"Made by: `{run['command']}`" + (f" at code version `{run['code_version']}`" if run.get("code_version") else ""),
+           ""] if run.get("command") else []),
         f"{c['items']} questions ({c['answerable']} answerable, {c['unanswerable']} unanswerable, "
         f"{c['with_evidence']} with evidence), {c['citations']} citations, {c['errors']} errors; k = {run.get('k')}.",
         "",

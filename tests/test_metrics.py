@@ -105,7 +105,7 @@ def test_accuracy_uses_short_answer_first_and_answer_only_when_it_is_null() -> N
     assert score_item(wrong_short, gold(), EVIDENCE, text_of).correct is False
     no_short = record(short=None, answer="In 2023, 90% of imports came from China [1].")
     scored = score_item(no_short, gold(), EVIDENCE, text_of)
-    assert scored.correct is True and scored.em == 0.0  # EM/F1 are of short_answer only
+    assert scored.correct is True and scored.em == 0.0 and 0.0 < scored.f1 < 1.0  # the answer text is the prediction
 
 
 def test_a_citation_whose_quote_is_not_the_text_is_not_exact() -> None:
@@ -139,6 +139,9 @@ def test_refusals() -> None:
     assert on_unanswerable.passed and on_unanswerable.em == 1.0 and on_unanswerable.correct is None
     answered = score_item(record(), gold(unanswerable=True), [], text_of)
     assert not answered.passed and answered.em == 0.0 and answered.evidence_hit is None
+    # An answer without a short answer is not a refusal: it must not earn the no-answer EM.
+    unrefused = score_item(record(short=None), gold(unanswerable=True), [], text_of)
+    assert not unrefused.passed and (unrefused.em, unrefused.f1) == (0.0, 0.0)
 
 
 def test_a_failed_question_scores_as_wrong_and_keeps_its_error() -> None:
@@ -146,6 +149,8 @@ def test_a_failed_question_scores_as_wrong_and_keeps_its_error() -> None:
               "citations": [], "timings_ms": {}, "error": "QueryError: too long"}
     s = score_item(failed, gold(), EVIDENCE, text_of)
     assert not s.passed and s.error == "QueryError: too long" and s.latency_ms is None
+    on_unanswerable = score_item({**failed, "refused": True}, gold(unanswerable=True), [], text_of)
+    assert not on_unanswerable.passed and on_unanswerable.em == 0.0
 
 
 # -- aggregation -------------------------------------------------------------------------------
