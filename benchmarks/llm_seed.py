@@ -10,7 +10,8 @@ Indexes corpus/ into a temporary index, asks every gold question (with its histo
 - the share of returned citations that verify (``document_text[start:end] == quote``; must be 100%);
 - answer accuracy on answerable items (a gold answer, SQuAD-normalised, contained in
   ``short_answer``, else in ``answer``), refusal accuracy on unanswerable ones;
-- latency p50/p95 of the whole question and of the LLM call.
+- latency p50/p95 of the whole question and of the LLM call;
+- for reference, the extractive answerer alone on the same index and questions.
 Records go to ``build/llm_seed/answers.jsonl`` and the summary to ``build/llm_seed/summary.json``.
 """
 
@@ -36,27 +37,35 @@ from rag.config import Settings  # noqa: E402
 from rag.evaluate import open_assistant  # noqa: E402
 from rag.gold import GoldItem, load_gold  # noqa: E402
 from rag.metrics import contains_answer, percentile  # noqa: E402
+from rag.records import Answer  # noqa: E402
 
 OUTCOMES = ("kept", "repaired", "fallback", "refused")
 
 
-def ask(assistant: Assistant, item: GoldItem) -> dict[str, Any]:
+def is_correct(answer: Answer, item: GoldItem) -> bool | None:
+    """Whether a gold answer is contained in the short answer (else the answer); None if unanswerable."""
+    if item.unanswerable:
+        return None
+    shown = answer.short_answer if answer.short_answer is not None else answer.answer
+    return not answer.refused and contains_answer(shown, item.answers)
+
+
+def ask(assistant: Assistant, extractive: Assistant, item: GoldItem) -> dict[str, Any]:
     """One record with what the benchmark scores: outcome, verification, correctness, latency."""
     started = time.perf_counter()
     answer = assistant.ask(item.question, history=item.history_dicts())
     seconds = time.perf_counter() - started
     verified = [assistant.document_text(c.source)[c.start : c.end] == c.quote for c in answer.citations]
-    correct = None
-    if not item.unanswerable:
-        shown = answer.short_answer if answer.short_answer is not None else answer.answer
-        correct = not answer.refused and contains_answer(shown, item.answers)
+    reference = extractive.ask(item.question, history=item.history_dicts())
     return {
         "id": item.id,
         **answer.model_dump(mode="json"),
         "generation": answer.details.get("generation", "?"),
         "verified": verified,
-        "correct": correct,
+        "correct": is_correct(answer, item),
         "refusal_ok": answer.refused if item.unanswerable else None,
+        "extractive_correct": is_correct(reference, item),
+        "extractive_refusal_ok": reference.refused if item.unanswerable else None,
         "seconds": seconds,
         "llm_ms": answer.details.get("llm_ms"),
     }
@@ -84,6 +93,10 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
         "answer_accuracy": sum(r["correct"] for r in answerable) / len(answerable) if answerable else None,
         "accuracy_by_outcome": by_outcome,
         "refusal_accuracy": sum(r["refusal_ok"] for r in unanswerable) / len(unanswerable) if unanswerable else None,
+        "extractive_answer_accuracy": sum(r["extractive_correct"] for r in answerable) / len(answerable) if answerable else None,
+        "extractive_refusal_accuracy": (
+            sum(r["extractive_refusal_ok"] for r in unanswerable) / len(unanswerable) if unanswerable else None
+        ),
         "latency_p50_ms": percentile(latency, 50),
         "latency_p95_ms": percentile(latency, 95),
         "llm_p50_ms": percentile(llm, 50),
@@ -102,6 +115,8 @@ def report(summary: dict[str, Any], model: str) -> str:
         f"citations verified: {s['citations_verified']:.1%} of {s['citations']}",
         f"answer accuracy (answerable): {s['answer_accuracy']:.1%}   by outcome: {acc}",
         f"refusal accuracy (unanswerable): {s['refusal_accuracy']:.1%}" if s["refusal_accuracy"] is not None else "",
+        f"extractive alone, same index: accuracy {s['extractive_answer_accuracy']:.1%}"
+        + (f", refusal accuracy {s['extractive_refusal_accuracy']:.1%}" if s["refusal_accuracy"] is not None else ""),
         f"latency p50 {s['latency_p50_ms']:.0f} ms, p95 {s['latency_p95_ms']:.0f} ms; "
         f"LLM call p50 {s['llm_p50_ms']:.0f} ms, p95 {s['llm_p95_ms']:.0f} ms",
         "fallback reasons: " + "; ".join(f"{reason} x{k}" for reason, k in s["fallback_reasons"]),
@@ -136,8 +151,9 @@ def main() -> int:
         )
         records = []
         with open_assistant(settings, corpus=args.corpus) as assistant, (args.out / "answers.jsonl").open("w") as f:
+            extractive = Assistant(assistant.index, answerer=assistant.extractive)
             for n, item in enumerate(items, 1):
-                record = ask(assistant, item)
+                record = ask(assistant, extractive, item)
                 records.append(record)
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
                 f.flush()

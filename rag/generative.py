@@ -379,18 +379,31 @@ def short_answer(question: str, citations: Sequence[Citation], answer: str) -> s
     return (stated or found or [None])[0]
 
 
-def clean_condensed(output: str, question: str) -> str | None:
-    """The model's standalone question if it looks like one that keeps the follow-up's words."""
+_WH = frozenset("what which who whom whose when where why how".split())
+
+
+def clean_condensed(output: str, question: str, context: str = "") -> str | None:
+    """The model's standalone question, or None when it is not one that can be trusted.
+
+    Trusted means: one line of 3-60 words that is still a question (ends with "?" or keeps the
+    follow-up's wh-word), keeps most of the follow-up's content words, and brings in no content
+    word that is not in ``context`` (the conversation so far): references are resolved, nothing
+    is invented.
+    """
     line = next((ln.strip() for ln in output.splitlines() if ln.strip()), "")
     line = re.sub(r"^\W*(?:rewritten|standalone)?\s*question\s*:\s*", "", line, flags=re.I).strip(" *\"'`“”")
-    n_words = len(words(line))
-    if not 3 <= n_words <= 60 or re.search(r"[<\[\]{}]", line) or is_refusal(line):
+    said = words(line)
+    if not 3 <= len(said) <= 60 or re.search(r"[<\[\]{}]", line) or is_refusal(line):
         return None
-    if " ".join(line.lower().split()) == " ".join(question.lower().split()):
+    if " ".join(said) == " ".join(words(question)):
         return None  # unchanged: the rule-based rewrite at least carries the context forward
-    own = set(tokenize(question))
-    if own and len(own & set(tokenize(line))) < 0.75 * len(own):
+    if not line.endswith("?") and not (_WH & set(words(question))) <= set(said):
+        return None  # a statement, not a question
+    own, new = set(tokenize(question)), set(tokenize(line))
+    if own and len(own & new) < 0.75 * len(own):
         return None
+    if context and new - own - set(tokenize(context)):
+        return None  # words from nowhere in the conversation
     return line if line.endswith("?") else f"{line.rstrip('.')}?"
 
 
@@ -547,7 +560,7 @@ class GenerativeAnswerer:
         except Exception as e:  # noqa: BLE001 - as in stream(): fall back, never fail the question
             logger.warning("%s could not condense (%s: %s); rewriting by rule", self.name, type(e).__name__, e)
             return rewrite(question, history)
-        condensed = clean_condensed(output, question)
+        condensed = clean_condensed(output, question, "\n".join(lines))
         if condensed is None:
             logger.info("%s condensed %r into unusable %r; rewriting by rule", self.name, question, output[:99])
             return rewrite(question, history)

@@ -285,7 +285,7 @@ HISTORY = [Turn(question="What share of microelectronics came from China?", answ
 
 def test_condense_uses_a_good_rewrite_and_falls_back_on_garbage_or_errors() -> None:
     follow_up = "and what did Russia build with them?"
-    good = "What did Russia build with the microelectronics imported from China?"
+    good = "What did Russia build with the microelectronics from China?"
     assert answerer(FakeLLM(f"Rewritten question: {good}")).condense(follow_up, HISTORY) == good
     for bad in [FakeLLM("[1] <passage>"), FakeLLM("Yes."), FakeLLM(follow_up), FakeLLM(error=TimeoutError("slow"))]:
         assert answerer(bad).condense(follow_up, HISTORY) == rewrite(follow_up, HISTORY)
@@ -294,10 +294,16 @@ def test_condense_uses_a_good_rewrite_and_falls_back_on_garbage_or_errors() -> N
     assert standalone.calls == 0  # a question that stands on its own is not sent to the LLM
 
 
-def test_clean_condensed_keeps_the_follow_ups_words() -> None:
+def test_clean_condensed_keeps_the_follow_ups_words_and_invents_none() -> None:
     q = "and what did Russia build with them?"
+    context = "User: What share of Chinese chips went to Russia?\nAssistant: 90% [1]"
     assert clean_condensed("What did China build?", q) is None  # lost "Russia"
-    assert clean_condensed('"What did Russia build with Chinese chips"', q) == "What did Russia build with Chinese chips?"
+    assert clean_condensed('"What did Russia build with Chinese chips"', q, context) == "What did Russia build with Chinese chips?"
+    assert clean_condensed("What did Russia build with Chinese drones?", q, context) is None  # "drones" from nowhere
+    she = "What position does she hold?"
+    yellen = "User: Who warned China?\nAssistant: Treasury Secretary Janet Yellen [1]."
+    assert clean_condensed("What position does Janet Yellen hold?", she, yellen) == "What position does Janet Yellen hold?"
+    assert clean_condensed("The position Janet Yellen holds is a role", she, yellen) is None  # not a question
 
 
 @pytest.mark.parametrize(

@@ -140,16 +140,23 @@ def test_gguf_answerer_serves_the_local_file_in_process(seed_index_dir: Path, em
         assistant.close()
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("llama_index.llms.openai_like") is None, reason="llama-index-llms-openai-like missing"
+@pytest.mark.parametrize(
+    ("kind", "package"), [("openai", "llama_index.llms.openai_like"), ("ollama", "llama_index.llms.ollama")]
 )
-def test_server_down_gives_the_extractive_answer_and_says_so(seed_index_dir: Path, embedder) -> None:  # noqa: ANN001
+def test_server_down_gives_the_extractive_answer_and_says_so(
+    kind: str, package: str, seed_index_dir: Path, embedder  # noqa: ANN001
+) -> None:
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} is not installed")
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    settings = llm_settings(seed_index_dir, f"http://127.0.0.1:{port}/v1", timeout_s=5.0)
+    llm = {**LLM, "timeout_s": 5.0, "model": "llama3.2", "base_url": f"http://127.0.0.1:{port}/v1",
+           "ollama_url": f"http://127.0.0.1:{port}"}
+    settings = make_settings(seed_index_dir, answer={"answerer": kind}, llm=llm)
     assistant = Assistant.open(settings=settings, embedder=embedder)
     try:
+        assert assistant.answerer.name == f"{kind}:llama3.2"
         started = time.perf_counter()
         answer = assistant.ask(SEED_Q)
         assert time.perf_counter() - started < 30
