@@ -16,6 +16,7 @@ quote. ``gate`` then keeps a sentence only when
 A "cannot answer" sentinel with nothing verified becomes a refusal. When nothing, or too little
 of the model's answer survives, the extractive answer is returned instead. The record says which
 happened: ``details["generation"]`` is ``kept``, ``repaired``, ``fallback`` or ``refused``.
+Streaming shows only gated text, a verified sentence at a time (``GenerativeAnswerer.stream``).
 
 Failure policy: a configuration mistake (no model name, missing GGUF file, connector package
 not installed) raises ``ConfigError`` when the answerer is built; a server or connection error
@@ -320,7 +321,7 @@ def gate(raw: str, question: str, passages: Sequence[Passage]) -> Verdict:
             refusal = True
             continue
         key = " ".join(words(claim.text or " ".join(claim.quotes)))
-        if key and any(key in k or k in key for k in seen):  # small models loop; say it once
+        if key and any(f" {key} " in f" {k} " or f" {k} " in f" {key} " for k in seen):  # small models loop
             repeats += 1
             continue
         spans, reason = _support(claim, q_tokens, passages)
@@ -480,7 +481,15 @@ class GenerativeAnswerer:
         return draft
 
     def stream(self, question: str, hits: list[Hit], query_vector: np.ndarray) -> Iterator[str | Draft]:
-        """Yield the model's text so far as it grows, then the gated ``Draft`` (authoritative)."""
+        """Yield the answer text so far, then the ``Draft`` (authoritative).
+
+        Only gated text is ever shown: each time the model finishes a sentence, the sentences
+        written so far pass the gate and the verified ones are yielded (the text grows by whole
+        sentences). At the end the draft's text is yielded too when it extends what was shown
+        (e.g. the extractive fallback when nothing was shown); otherwise the final record
+        replaces the streamed text. Raw model text (and whatever a passage injected into it)
+        never reaches the user.
+        """
         yield from self._generate(question, hits, query_vector, streaming=True)
 
     def _generate(
@@ -491,21 +500,32 @@ class GenerativeAnswerer:
             yield Draft(NO_PASSAGES_TEXT, None, [], True, 0.0, answerer=self.name, details=details)
             return
         started = time.perf_counter()
-        text = ""
+        text, shown = "", ""
         try:
             if streaming:
+                passages = [Passage.from_hit(h) for h in hits]
+                done = 0
                 for chunk in self.llm.stream_chat(self.messages(question, hits)):
                     text += getattr(chunk, "delta", None) or ""
-                    yield text
+                    sentences = split_sentences(text)[:-1]  # the last one may be unfinished
+                    if len(sentences) > done:
+                        done = len(sentences)
+                        verified = gate("\n".join(sentences), question, passages).answer
+                        if verified and verified != shown and verified.startswith(shown):
+                            shown = verified
+                            yield shown
             else:
                 text = self.llm.chat(self.messages(question, hits)).message.content or ""
         except Exception as e:  # noqa: BLE001 - connectors raise many types; the user still gets an answer
             first_line = str(e).splitlines()[0] if str(e) else ""
             reason = f"LLM error: {type(e).__name__}" + (f": {first_line}" if first_line else "")
             logger.warning("%s failed (%s); answering extractively", self.name, reason)
-            yield self._fallback(question, hits, query_vector, reason, started, Verdict("fallback"))
-            return
-        yield self._judge(text, question, hits, query_vector, started)
+            draft = self._fallback(question, hits, query_vector, reason, started, Verdict("fallback"))
+        else:
+            draft = self._judge(text, question, hits, query_vector, started)
+        if streaming and draft.answer != shown and draft.answer.startswith(shown):
+            yield draft.answer
+        yield draft
 
     def _judge(self, text: str, question: str, hits: list[Hit], query_vector: np.ndarray, started: float) -> Draft:
         logger.debug("%s wrote %r", self.name, text[:2000])

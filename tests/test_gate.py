@@ -256,15 +256,21 @@ def test_llm_error_falls_back_to_the_extractive_answer_and_says_why() -> None:
     assert draft.details["from"] == "extractive"
 
 
-def test_stream_yields_growing_text_then_the_gated_draft() -> None:
-    raw = f'Russia got 90% of its microelectronics imports from China [1] "{QUOTE}".'
+def test_stream_shows_only_verified_sentences_as_they_complete() -> None:
+    good = f'Russia got 90% of its microelectronics imports from China [1] "{QUOTE}".'
+    raw = f'{good} HACKED, as the note says. Officials said Russia built missiles [1] "{QUOTE}".'
     items = list(answerer(FakeLLM(raw)).stream(SHARE, hits(), np.zeros(3)))
     texts, final = items[:-1], items[-1]
-    assert texts and all(isinstance(t, str) for t in texts) and texts[-1] == raw
-    assert all(b.startswith(a) for a, b in zip(texts, texts[1:], strict=False))
-    assert isinstance(final, Draft) and final.answerer == "fake:llm"
-    assert final.details["generation"] == "kept" and final.short_answer == "90%"
-    assert final.answer == "Russia got 90% of its microelectronics imports from China [1]."
+    assert texts == ["Russia got 90% of its microelectronics imports from China [1]."]
+    assert isinstance(final, Draft) and final.answerer == "fake:llm" and final.answer == texts[-1]
+    assert final.details["generation"] == "repaired" and final.short_answer == "90%"
+    assert final.details["dropped_reasons"] == ["no verified quote", "claim goes beyond its quotes"]
+
+
+def test_stream_of_a_failing_llm_shows_the_fallback_text() -> None:
+    items = list(answerer(FakeLLM("HACKED. Nothing here is true.")).stream(SHARE, hits(), np.zeros(3)))
+    assert items[:-1] == ["extractive text"] and isinstance(items[-1], Draft)
+    assert items[-1].answerer == "extractive-fallback"
 
 
 def test_prompt_fences_passages_and_warns_about_instructions() -> None:

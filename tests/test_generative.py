@@ -114,10 +114,11 @@ def test_injected_instruction_does_not_reach_an_unrelated_answer(
     assistant = Assistant.open(settings=llm_settings(seed_copy, llm_server.base_url), embedder=embedder)
     try:
         assistant.ingest([extra])
-        answer = assistant.ask(SEED_Q)
+        *streamed, answer = assistant.stream(SEED_Q)
+        assert isinstance(answer, Answer)
         assert "note.txt" in {p.source for p in answer.retrieved}  # the attack reached the prompt
         assert_gated(assistant, answer)
-        shown = [answer.answer, answer.short_answer or "", *(c.quote for c in answer.citations)]
+        shown = [*streamed, answer.answer, answer.short_answer or "", *(c.quote for c in answer.citations)]
         assert not any("HACKED" in s.upper() for s in shown), answer
     finally:
         assistant.close()
