@@ -1,0 +1,117 @@
+"""How ingest time and warm query latency grow with the corpus, embedded and on a Chroma server.
+
+For each backend (the embedded ``PersistentClient`` store, and a ``chroma run`` server this
+module starts on 127.0.0.1 and stops afterwards) one index grows through the sizes of
+``benchmarks/scale_corpus.py`` (about 1k, 10k and 100k chunks): each step ingests the files that
+take the index to the next size (an incremental ``Assistant.ingest``: embedding, Chroma and
+catalog writes, and the BM25 rebuild over *all* chunks), then answers a fixed sample of SQuAD
+questions through ``Assistant.ask`` after a few warm-up questions. Every step is a fresh process
+(``worker.py grow``), so its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from scale_corpus import files_for, write_corpus
+from speed import BIN, BenchmarkError, _tree_rss_mb, child_env, free_port, load, run_worker
+
+DEFAULT_SIZES = (1_000, 10_000, 100_000)
+
+
+@contextmanager
+def chroma_server(path: Path, log: Path) -> Iterator[tuple[str, int]]:
+    """``chroma run`` on 127.0.0.1 and a free port; yields (URL, pid); stopped on exit."""
+    port = free_port()
+    log_file = log.open("w")
+    proc = subprocess.Popen([str(BIN / "chroma"), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+                            env=child_env(), stdout=log_file, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise BenchmarkError(f"chroma run exited with {proc.returncode}; see {log}")
+            try:
+                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise BenchmarkError(f"chroma run did not answer within 60 s; see {log}") from None
+                time.sleep(0.1)
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log_file.close()
+
+
+def _grow(backend: str, store: Path, sizes: list[int], corpus: Path, manifest: dict, questions: Path,
+          work: Path, url: str | None, server_pid: int | None, progress: Any, calm: float | None) -> list[dict[str, Any]]:
+    steps = []
+    cumulative = 0.0
+    for size in sizes:
+        files = work / f"files-{size}.txt"
+        files.write_text("\n".join(str(p) for p in files_for(corpus, manifest, size)) + "\n")
+        args = ["grow", "--store", str(store), "--files", str(files), "--questions", str(questions)]
+        if url:
+            args += ["--chroma-url", url]
+        progress(f"growth: {backend}, {size:,} chunks")
+        r = run_worker(args, work / f"grow-{backend}-{size}.json", work / f"grow-{backend}-{size}.log", calm=calm)
+        cumulative += r["ingest_s"]
+        lat = sorted(r.pop("latencies_ms"))
+        new_chunks = r["chunks_written"]
+        steps.append({
+            "backend": backend, "target": size, "chunks": r["chunks"], "documents": r["documents"],
+            "step_chunks": new_chunks, "step_ingest_s": r["ingest_s"], "ingest_s_cumulative": round(cumulative, 1),
+            "step_chunks_per_s": round(new_chunks / r["ingest_s"], 1) if r["ingest_s"] else None,
+            "queries": len(lat), "p50_ms": _pct(lat, 50), "p95_ms": _pct(lat, 95),
+            "peak_rss_mb": r["peak_rss_mb"],
+            "server_rss_mb": round(_tree_rss_mb(server_pid), 1) if server_pid else None,
+            "load_before": r["load_before"], "load_after": r["load_after"],
+        })
+    return steps
+
+
+def _pct(values: list[float], q: float) -> float:
+    from rag.metrics import percentile
+
+    return round(float(percentile(values, q)), 1)
+
+
+def run_growth(work: Path, sizes: list[int], questions: Path, backends: list[str], progress: Any,
+               seed: int = 0, calm: float | None = None) -> dict[str, Any]:
+    """Grow one index per backend through ``sizes``; the steps, the generator manifest, timings."""
+    corpus = work / "scaled"
+    started = time.perf_counter()
+    progress(f"growth: generating the scaled corpus up to {max(sizes):,} chunks")
+    manifest = write_corpus(corpus, sizes, seed)
+    generated_s = time.perf_counter() - started
+    steps: list[dict[str, Any]] = []
+    for backend in backends:
+        store = work / f"growth-{backend}"
+        shutil.rmtree(store, ignore_errors=True)
+        store.mkdir(parents=True)
+        if backend == "server":
+            with chroma_server(store / "server-data", work / "chroma-server.log") as (url, pid):
+                steps += _grow(backend, store / "index", sizes, corpus, manifest, questions, work, url, pid, progress, calm)
+        else:
+            steps += _grow(backend, store / "index", sizes, corpus, manifest, questions, work, None, None, progress, calm)
+    return {"manifest": manifest, "generate_s": round(generated_s, 1), "steps": steps,
+            "seconds": round(time.perf_counter() - started, 1), "load_end": load()}
+
+
+if __name__ == "__main__":  # pragma: no cover - run through benchmarks/run.py
+    sys.exit("run benchmarks/run.py (growth is one of its parts)")
