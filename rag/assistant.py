@@ -157,20 +157,29 @@ class Assistant:
         standalone = self.standalone_question(question, turns)
         t_rewrite = time.perf_counter()
         query_vector = self.index.embed_query(standalone)
-        hits = self.retriever.retrieve(standalone, filters, top_k, query_vector)
-        t_retrieve = time.perf_counter()
-        draft: Draft | None = None
         streamer = getattr(self.answerer, "stream", None) if stream else None
+        answer: Answer | None = None
+        # One read snapshot of the catalog for retrieval, answer and gate: a commit landing
+        # mid-question must not pair one version's offsets with another version's text.
+        with self.index.catalog.snapshot():
+            hits = self.retriever.retrieve(standalone, filters, top_k, query_vector)
+            t_retrieve = time.perf_counter()
+            if streamer is None:
+                answer = self._gate(question, standalone, self.answerer.answer(standalone, hits, query_vector), hits)
         if streamer is not None:
+            # A snapshot is not held across yields (a consumer may resume us on another
+            # thread); the gate then verifies against whatever version is current, so a commit
+            # during generation can only drop citations, never return a wrong one.
+            draft: Draft | None = None
             for item in streamer(standalone, hits, query_vector):
                 if isinstance(item, Draft):
                     draft = item
                 else:
                     yield item
-        else:
-            draft = self.answerer.answer(standalone, hits, query_vector)
-        assert draft is not None
-        answer = self._gate(question, standalone, draft, hits)
+            assert draft is not None
+            with self.index.catalog.snapshot():
+                answer = self._gate(question, standalone, draft, hits)
+        assert answer is not None
         t_answer = time.perf_counter()
         if stream and streamer is None:
             yield from _word_stream(answer.answer)

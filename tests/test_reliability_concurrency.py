@@ -302,11 +302,6 @@ def test_an_answer_read_under_a_snapshot_is_one_whole_version(town: tuple[Assist
     assert record == alone  # the answer is the old version's, whole
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Assistant._run reads the catalog in several statements outside Catalog.snapshot(); "
-    "a commit between them pairs old sentence offsets with new text (cut quotes or a false refusal)",
-)
 def test_plain_ask_is_one_whole_version_when_a_commit_lands_mid_answer(town: tuple[Assistant, Path]) -> None:
     assistant, corpus = town
     old = comparable(assistant.ask(MID_QUESTION).model_dump(mode="json"))
