@@ -109,6 +109,7 @@ class Assistant:
 
     # -- asking -----------------------------------------------------------------------------
     def standalone_question(self, question: str, history: list[Turn]) -> str:
+        """The question to search: the follow-up condensed by the LLM, or rewritten by rule."""
         condense = getattr(self.answerer, "condense", None)
         if condense is not None and history:
             return condense(question, history)
@@ -244,6 +245,10 @@ class Assistant:
         return HybridRetriever(self, top_k=top_k, filters=filters)
 
     def close(self) -> None:
+        """Release the answerer's resources (an in-process LLM server) and this thread's catalog."""
+        closer = getattr(self.answerer, "close", None)
+        if closer is not None and self.answerer is not self.extractive:
+            closer()
         self.index.catalog.close()
 
 
