@@ -22,8 +22,7 @@ from rag.citations import markers
 from rag.config import Settings
 from rag.domain import Chunk, Hit
 from rag.errors import ConfigError
-from rag.generative import (
-    GenerativeAnswerer,
+from rag.gate import (
     Passage,
     Verdict,
     clean_condensed,
@@ -32,6 +31,7 @@ from rag.generative import (
     parse_claim,
     split_sentences,
 )
+from rag.generative import GenerativeAnswerer
 from rag.records import Turn
 from rag.rewrite import rewrite
 from tests.conftest import CORPUS, SEED_SOURCE
