@@ -75,7 +75,7 @@ def test_exact_quote_is_kept_with_exact_offsets() -> None:
 
 
 def test_curly_quotes_map_back_to_exact_offsets() -> None:
-    v = gate(f"Most imports came from China [1] “In 2023, 90% of Russia’s microelectronics imports came from China”.", SHARE, PASSAGES)
+    v = gate("Most imports came from China [1] “In 2023, 90% of Russia’s microelectronics imports came from China”.", SHARE, PASSAGES)
     assert v.outcome == "repaired" and v.repairs == ("normalised",)
     assert [c.quote for c in v.citations] == [QUOTE]  # the document's text, not the model's
     assert_honest(v)
