@@ -29,7 +29,7 @@ import numpy as np
 from rag.domain import Chunk, Document
 from rag.errors import StoreError
 from rag.faults import failpoint
-from rag.store import VectorEntry, sentence_id
+from rag.store import VectorEntry, disk_hint as _disk_hint, sentence_id
 
 CATALOG_FILE = "catalog.sqlite3"
 SCHEMA_VERSION = "1"
@@ -99,7 +99,7 @@ class Catalog:
                 conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
                 conn.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
             except sqlite3.Error as e:
-                raise StoreError(f"cannot open catalog {self.path}: {e}") from e
+                raise StoreError(f"cannot open catalog {self.path}: {e}{_disk_hint(self.path.parent)}") from e
             self._local.conn = conn
         return conn
 
@@ -158,7 +158,7 @@ class Catalog:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 if isinstance(e, sqlite3.Error):
-                    raise StoreError(f"cannot write catalog {self.path}: {e}") from e
+                    raise StoreError(f"cannot write catalog {self.path}: {e}{_disk_hint(self.path.parent)}") from e
                 raise
 
     def _read(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:

@@ -215,32 +215,58 @@ def _write_group(index: Index, group: list[_Prepared], report: IngestReport) -> 
     index.catalog.mark_pending([p.doc.id for p in group])
     failpoint("ingest.marked_pending")
     offset = 0
-    for p in group:
-        sent_vectors = vectors[offset : offset + len(p.sentences)]
-        offset += len(p.sentences)
-        position = {span: i for i, span in enumerate(p.sentences)}
-        members = sentence_chunks(p.sentences, [(position[c.sentences[0]], len(c.sentences)) for c in p.chunks])
-        entries = [
-            VectorEntry(sentence_id(p.doc.id, i), sent_vectors[i], p.doc.id, p.doc.source, s, e, p.doc.date, members[i])
-            for i, (s, e) in enumerate(p.sentences)
-        ]
-        # Vectors first (ids are deterministic, so an upsert after a crash is idempotent), then
-        # the catalog commit that makes the new version visible and clears the pending mark.
-        stale = set(index.store.ids_for_document(p.doc.id)) - {e.id for e in entries}
-        if entries:
-            index.store.upsert(entries)
-        failpoint("ingest.chroma_upserted")
-        if stale:
-            index.store.delete(sorted(stale))
-        failpoint("ingest.chroma_written")
-        index.catalog.put_document(p.doc, p.chunks, p.sentences, sent_vectors)
-        failpoint("ingest.catalog_committed")
-        report.chunks_written += len(p.chunks)
-        (report.updated if p.updated else report.added).append(p.doc.source)
+    committed = 0
+    try:
+        for p in group:
+            sent_vectors = vectors[offset : offset + len(p.sentences)]
+            offset += len(p.sentences)
+            position = {span: i for i, span in enumerate(p.sentences)}
+            members = sentence_chunks(p.sentences, [(position[c.sentences[0]], len(c.sentences)) for c in p.chunks])
+            entries = [
+                VectorEntry(
+                    sentence_id(p.doc.id, i), sent_vectors[i], p.doc.id, p.doc.source, s, e, p.doc.date, members[i]
+                )
+                for i, (s, e) in enumerate(p.sentences)
+            ]
+            # Vectors first (ids are deterministic, so an upsert after a crash is idempotent), then
+            # the catalog commit that makes the new version visible and clears the pending mark.
+            stale = set(index.store.ids_for_document(p.doc.id)) - {e.id for e in entries}
+            if entries:
+                index.store.upsert(entries)
+            failpoint("ingest.chroma_upserted")
+            if stale:
+                index.store.delete(sorted(stale))
+            failpoint("ingest.chroma_written")
+            index.catalog.put_document(p.doc, p.chunks, p.sentences, sent_vectors)
+            committed += 1
+            failpoint("ingest.catalog_committed")
+            report.chunks_written += len(p.chunks)
+            (report.updated if p.updated else report.added).append(p.doc.source)
+    except BaseException:
+        _undo(index, [p.doc.id for p in group[committed:]])
+        raise
 
 
 def _remove(index: Index, doc_id: str) -> None:
     index.catalog.mark_pending([doc_id])
-    index.store.delete(index.store.ids_for_document(doc_id))
-    failpoint("ingest.prune_chroma_deleted")
-    index.catalog.delete_document(doc_id)
+    try:
+        index.store.delete(index.store.ids_for_document(doc_id))
+        failpoint("ingest.prune_chroma_deleted")
+        index.catalog.delete_document(doc_id)
+    except BaseException:
+        _undo(index, [doc_id])
+        raise
+
+
+def _undo(index: Index, doc_ids: list[str]) -> None:
+    """After a failed write (full disk, lost server, Ctrl+C): put Chroma back in step now.
+
+    Best effort: if the store still fails, the documents stay pending and the next open
+    repairs them (see ``Index.repair``), as after a crash.
+    """
+    try:
+        for doc_id in doc_ids:
+            index.resync_document(doc_id)
+        index.catalog.clear_pending(doc_ids)
+    except Exception as e:  # noqa: BLE001 - the original error is the one to report
+        logger.warning("could not undo an interrupted write yet (%s); the next open repairs it", e)

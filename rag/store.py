@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -84,6 +85,7 @@ class ChromaStore:
         from chromadb.config import Settings as ChromaSettings
 
         self.url = url
+        self._folder = index_dir / "chroma"
         chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
         try:
             if url:
@@ -105,15 +107,17 @@ class ChromaStore:
         except StoreError:
             raise
         except Exception as e:  # connection refused, permission denied, corrupt files...
-            where = f"Chroma server at {url}" if url else f"Chroma store in {index_dir / 'chroma'}"
-            raise StoreError(f"cannot open {where}: {_one_line(e)}") from e
+            where = f"Chroma server at {url}" if url else f"Chroma store in {self._folder}"
+            hint = "" if url or not index_dir.exists() else disk_hint(index_dir)
+            raise StoreError(f"cannot open {where}: {_one_line(e)}{hint}") from e
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except Exception as e:
             where = f"Chroma server at {self.url}" if self.url else "the embedded Chroma store"
-            raise StoreError(f"{what} failed on {where}: {_one_line(e)}") from e
+            hint = "" if self.url else disk_hint(self._folder.parent)
+            raise StoreError(f"{what} failed on {where}: {_one_line(e)}{hint}") from e
 
     def upsert(self, entries: list[VectorEntry]) -> None:
         """Add or replace sentence vectors (ids are deterministic, so this is idempotent)."""
@@ -167,6 +171,22 @@ class ChromaStore:
     def drop(self) -> None:
         """Delete this index's collection (used by tests and ``rag ingest --rebuild``)."""
         self._call("delete collection", self._client.delete_collection, self._collection.name)
+
+
+def disk_hint(folder: Path) -> str:
+    """Why a write may have failed, when the folder shows it: read-only, or a nearly full disk.
+
+    SQLite and Chroma word these faults obliquely ("disk I/O error" while SQLite opens on a
+    full disk, "Failed to apply logs to the metadata segment" from Chroma, "attempt to write a
+    readonly database"), so the one-line errors name the likely cause.
+    """
+    try:
+        if not os.access(folder, os.W_OK):
+            return " (the index folder is read-only)"
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return ""
+    return f" (only {free // 1024} KB free on its disk)" if free < 1_000_000 else ""
 
 
 def _one_line(e: BaseException) -> str:
