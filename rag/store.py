@@ -169,8 +169,22 @@ class ChromaStore:
         return int(self._call("count", self._collection.count))
 
     def drop(self) -> None:
-        """Delete this index's collection (used by tests and ``rag ingest --rebuild``)."""
-        self._call("delete collection", self._client.delete_collection, self._collection.name)
+        """Delete this index's collection and close the client (tests, ``rag ingest --rebuild``)."""
+        try:
+            self._call("delete collection", self._client.delete_collection, self._collection.name)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the client. Chroma shares one system per folder in a process; until it is
+        released, a folder deleted and made again in the same process (``--rebuild``) fails
+        with "attempt to write a readonly database"."""
+        close = getattr(self._client, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception as e:  # noqa: BLE001 - closing must not mask what the caller is doing
+                logger.debug("closing the Chroma client failed: %s", e)
 
 
 def disk_hint(folder: Path) -> str:

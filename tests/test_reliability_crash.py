@@ -258,6 +258,23 @@ def test_the_plain_cli_dies_and_recovers_too(tmp_path: Path, clean: dict[str, In
     assert index_state(index) == clean["v1"]
 
 
+def test_rebuild_replaces_an_index_in_one_process(tmp_path: Path, clean: dict[str, IndexState], embedder: object) -> None:
+    """``--rebuild`` drops and deletes the index, then makes it again at the same path.
+
+    It used to fail every time with "attempt to write a readonly database": Chroma kept the
+    deleted folder's system open in the process until ``ChromaStore.drop`` closed its client.
+    """
+    corpus = write_corpus(tmp_path / "corpus", V2)
+    index_dir = tmp_path / "idx"
+    assert run_rag("ingest", str(corpus), "--index", str(index_dir)).returncode == 0
+    write_corpus(corpus, V1)
+    done = run_rag("ingest", str(corpus), "--index", str(index_dir), "--rebuild")
+    assert done.returncode == 0, done.stderr
+    assert "added 4," in done.stdout
+    index = Index.open(make_settings(index_dir), embedder=embedder)  # type: ignore[arg-type]
+    assert index_state(index) == clean["v1"]
+
+
 # -- the subprocess entry point -------------------------------------------------------------
 def _numpy_embed(self: object, texts: list[str]) -> np.ndarray:
     """``SentenceTransformerEmbedder.embed`` through the NumPy BERT pass (no torch import)."""
