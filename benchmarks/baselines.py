@@ -77,9 +77,10 @@ class ThisProject:
 
     name = "rag-cite"
 
-    def __init__(self, store_dir: Path, chroma_url: str | None = None) -> None:
+    def __init__(self, store_dir: Path, chroma_url: str | None = None, embedding_cache: Path | None = None) -> None:
         self.store_dir = store_dir
         self.chroma_url = chroma_url
+        self.embedding_cache = embedding_cache  # growth only: see benchmarks/embed_cache.py
         self.assistant: Any = None
 
     def _settings(self) -> Any:
@@ -90,15 +91,28 @@ class ThisProject:
     def prepare(self) -> None:
         from rag.assistant import Assistant
 
-        self.assistant = Assistant.open(settings=self._settings(), create=True)
-        self.assistant.index.embedder.embed(["warm up the model"])
+        settings = self._settings()
+        embedder = None
+        if self.embedding_cache is not None:
+            from embed_cache import CachedEmbedder
+
+            from rag.embedding import SentenceTransformerEmbedder
+
+            e = settings.embedding
+            embedder = CachedEmbedder(SentenceTransformerEmbedder(e.model, e.batch_size, e.device), self.embedding_cache)
+        self.assistant = Assistant.open(settings=settings, create=True, embedder=embedder)
+        model = self.assistant.index.embedder
+        getattr(model, "inner", model).embed(["warm up the model"])
 
     def ingest(self, corpus: Path | list[Path]) -> dict[str, Any]:
         if self.assistant is None:
             self.prepare()
         report = self.assistant.ingest(corpus if isinstance(corpus, list) else [corpus])
-        return {"documents": report.total_documents, "chunks": report.total_chunks,
-                "chunks_written": report.chunks_written}
+        out = {"documents": report.total_documents, "chunks": report.total_chunks, "chunks_written": report.chunks_written}
+        embedder = self.assistant.index.embedder
+        if hasattr(embedder, "encode_s"):
+            out.update(encode_s=round(embedder.encode_s, 3), encoded=embedder.encoded, reused=embedder.reused)
+        return out
 
     def open(self) -> None:
         from rag.assistant import Assistant
@@ -229,9 +243,9 @@ class BM25Chunks:
 SYSTEMS = {"rag-cite": ThisProject, "naive-llamaindex": NaiveLlamaIndex, "bm25": BM25Chunks}
 
 
-def make_system(name: str, store_dir: Path, chroma_url: str | None = None) -> System:
+def make_system(name: str, store_dir: Path, chroma_url: str | None = None, embedding_cache: Path | None = None) -> System:
     if name not in SYSTEMS:
         raise ValueError(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
     if name == "rag-cite":
-        return ThisProject(store_dir, chroma_url)
+        return ThisProject(store_dir, chroma_url, embedding_cache)
     return SYSTEMS[name](store_dir)

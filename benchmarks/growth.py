@@ -7,6 +7,11 @@ take the index to the next size (an incremental ``Assistant.ingest``: embedding,
 catalog writes, and the BM25 rebuild over *all* chunks), then answers a fixed sample of SQuAD
 questions through ``Assistant.ask`` after a few warm-up questions. Every step is a fresh process
 (``worker.py grow``), so its peak RSS is its own.
+
+Encoding is the same work for both backends and most of the ingest time, so by default the
+server run reuses the embedded run's vectors (benchmarks/embed_cache.py) and its ingest time is
+its measured time plus the embedded run's encoding time for the same texts; ``reencode`` (the
+``--server-reencode`` option of run.py) encodes again and measures everything directly.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from scale_corpus import files_for, write_corpus
-from speed import BIN, BenchmarkError, _tree_rss_mb, child_env, free_port, load, run_worker
+from speed import BIN, BenchmarkError, Calm, _tree_rss_mb, child_env, free_port, load, run_worker
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 
@@ -59,7 +64,11 @@ def chroma_server(path: Path, log: Path) -> Iterator[tuple[str, int]]:
 
 
 def _grow(backend: str, store: Path, sizes: list[int], corpus: Path, manifest: dict, questions: Path,
-          work: Path, url: str | None, server_pid: int | None, progress: Any, calm: float | None) -> list[dict[str, Any]]:
+          work: Path, url: str | None, server_pid: int | None, progress: Any, calm: Calm | None,
+          cache: Path | None, encode_s: dict[int, float]) -> list[dict[str, Any]]:
+    """Grow one index through ``sizes``. With a ``cache`` the first backend's vectors are kept and
+    later backends reuse them: their step time is then measured without encoding, and the
+    first backend's encoding time for the same texts (``encode_s``, by size) is added."""
     steps = []
     cumulative = 0.0
     for size in sizes:
@@ -68,15 +77,22 @@ def _grow(backend: str, store: Path, sizes: list[int], corpus: Path, manifest: d
         args = ["grow", "--store", str(store), "--files", str(files), "--questions", str(questions)]
         if url:
             args += ["--chroma-url", url]
+        if cache is not None:
+            args += ["--embedding-cache", str(cache)]
         progress(f"growth: {backend}, {size:,} chunks")
         r = run_worker(args, work / f"grow-{backend}-{size}.json", work / f"grow-{backend}-{size}.log", calm=calm)
-        cumulative += r["ingest_s"]
+        reused = bool(r.get("reused")) and not r.get("encoded")
+        if not reused and "encode_s" in r:
+            encode_s[size] = r["encode_s"]
+        step_s = r["ingest_s"] + (encode_s.get(size, 0.0) if reused else 0.0)
+        cumulative += step_s
         lat = sorted(r.pop("latencies_ms"))
         new_chunks = r["chunks_written"]
         steps.append({
             "backend": backend, "target": size, "chunks": r["chunks"], "documents": r["documents"],
-            "step_chunks": new_chunks, "step_ingest_s": r["ingest_s"], "ingest_s_cumulative": round(cumulative, 1),
-            "step_chunks_per_s": round(new_chunks / r["ingest_s"], 1) if r["ingest_s"] else None,
+            "step_chunks": new_chunks, "step_ingest_s": round(step_s, 1), "ingest_s_cumulative": round(cumulative, 1),
+            "step_chunks_per_s": round(new_chunks / step_s, 1) if step_s else None,
+            "measured_ingest_s": r["ingest_s"], "encode_s": r.get("encode_s"), "vectors_reused": reused,
             "queries": len(lat), "p50_ms": _pct(lat, 50), "p95_ms": _pct(lat, 95),
             "peak_rss_mb": r["peak_rss_mb"],
             "server_rss_mb": round(_tree_rss_mb(server_pid), 1) if server_pid else None,
@@ -92,7 +108,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def run_growth(work: Path, sizes: list[int], questions: Path, backends: list[str], progress: Any,
-               seed: int = 0, calm: float | None = None) -> dict[str, Any]:
+               seed: int = 0, calm: Calm | None = None, reencode: bool = False) -> dict[str, Any]:
     """Grow one index per backend through ``sizes``; the steps, the generator manifest, timings."""
     corpus = work / "scaled"
     started = time.perf_counter()
@@ -100,16 +116,24 @@ def run_growth(work: Path, sizes: list[int], questions: Path, backends: list[str
     manifest = write_corpus(corpus, sizes, seed)
     generated_s = time.perf_counter() - started
     steps: list[dict[str, Any]] = []
+    cache = None if reencode else work / "embedding-cache"
+    if cache is not None:
+        shutil.rmtree(cache, ignore_errors=True)  # never reuse vectors from an earlier run
+    encode_s: dict[int, float] = {}
     for backend in backends:
         store = work / f"growth-{backend}"
         shutil.rmtree(store, ignore_errors=True)
         store.mkdir(parents=True)
         if backend == "server":
             with chroma_server(store / "server-data", work / "chroma-server.log") as (url, pid):
-                steps += _grow(backend, store / "index", sizes, corpus, manifest, questions, work, url, pid, progress, calm)
+                steps += _grow(backend, store / "index", sizes, corpus, manifest, questions, work, url, pid, progress, calm,
+                                cache, encode_s)
         else:
-            steps += _grow(backend, store / "index", sizes, corpus, manifest, questions, work, None, None, progress, calm)
-    return {"manifest": manifest, "generate_s": round(generated_s, 1), "steps": steps,
+            steps += _grow(backend, store / "index", sizes, corpus, manifest, questions, work, None, None, progress, calm,
+                            cache, encode_s)
+    if cache is not None:
+        shutil.rmtree(cache, ignore_errors=True)
+    return {"manifest": manifest, "generate_s": round(generated_s, 1), "steps": steps, "reencode": reencode,
             "seconds": round(time.perf_counter() - started, 1), "load_end": load()}
 
 

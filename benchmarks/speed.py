@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +38,30 @@ def load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def settle(max_load: float | None, max_wait_s: float = 900) -> float:
-    """Wait (at most ``max_wait_s``) until the 1-minute load average is under ``max_load``.
+@dataclass(frozen=True)
+class Calm:
+    """Before a measurement, wait up to ``max_wait_s`` for the 1-minute load to fall under ``max_load``."""
 
-    On a machine shared with other work this keeps the timings of one run comparable; the seconds
-    waited are returned (and the load at the start of each measurement is reported regardless).
+    max_load: float
+    max_wait_s: float = 300.0
+
+
+WAITED: list[float] = []  # seconds each settle() waited in this run (reported in the results)
+
+
+def settle(calm: Calm | None) -> float:
+    """Wait as ``calm`` says; on a shared machine this keeps one run's timings comparable.
+
+    The seconds waited are returned; the load at the start of each measurement is reported anyway.
     """
-    if max_load is None:
+    if calm is None:
         return 0.0
     started = time.monotonic()
-    while load() >= max_load and time.monotonic() - started < max_wait_s:
-        time.sleep(10)
-    return round(time.monotonic() - started, 1)
+    while load() >= calm.max_load and time.monotonic() - started < calm.max_wait_s:
+        time.sleep(5)
+    waited = round(time.monotonic() - started, 1)
+    WAITED.append(waited)
+    return waited
 
 
 def child_env() -> dict[str, str]:
@@ -72,7 +85,7 @@ def _tail(path: Path, lines: int = 25) -> str:
         return "(no log)"
 
 
-def run_worker(args: list[str], out: Path, log: Path, timeout: float = 7200, calm: float | None = None) -> dict[str, Any]:
+def run_worker(args: list[str], out: Path, log: Path, timeout: float = 7200, calm: Calm | None = None) -> dict[str, Any]:
     """Run ``worker.py ARGS --out OUT`` in a fresh process; its JSON result plus load averages.
 
     ``calm``: first wait for the load average to fall under this (see ``settle``).
@@ -90,11 +103,11 @@ def run_worker(args: list[str], out: Path, log: Path, timeout: float = 7200, cal
     return result
 
 
-def cold_ask(index_dir: Path, question: str, runs: int, log: Path, calm: float | None = None) -> dict[str, Any]:
+def cold_ask(index_dir: Path, question: str, runs: int, log: Path, calm: Calm | None = None) -> dict[str, Any]:
     """Seconds from process start to exit of ``rag ask`` (median of ``runs``)."""
     times, loads = [], []
+    settle(calm)
     for _ in range(runs):
-        settle(calm)
         loads.append(load())
         started = time.perf_counter()
         with log.open("w") as log_file:
@@ -149,12 +162,12 @@ def _stop(proc: subprocess.Popen) -> float | None:
     return round(usage.ru_maxrss / 1024, 1)
 
 
-def cold_serve(index_dir: Path, runs: int, questions: list[str], log: Path, calm: float | None = None) -> dict[str, Any]:
+def cold_serve(index_dir: Path, runs: int, questions: list[str], log: Path, calm: Calm | None = None) -> dict[str, Any]:
     """Seconds from ``rag serve`` start to the first HTTP 200; serving RSS after ``questions``."""
     times, loads = [], []
     serving: dict[str, Any] = {}
+    settle(calm)
     for run in range(runs):
-        settle(calm)
         port = free_port()
         loads.append(load())
         started = time.perf_counter()
