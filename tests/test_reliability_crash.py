@@ -94,11 +94,31 @@ def index_state(index: Index) -> IndexState:
         assert text is not None
         for chunk, _ in index.catalog.chunks(index.catalog.chunk_ids(doc.id)).values():
             assert text[chunk.start : chunk.end] == chunk.text
+    assert_vectors_match_catalog(index)
     return IndexState(
         tuple((d.source, d.sha256, d.n_chunks) for d in index.documents()),
         tuple(chunk_ids),
         tuple(catalog_sentences),
     )
+
+
+def assert_vectors_match_catalog(index: Index) -> None:
+    """Each Chroma entry holds its catalog sentence's vector, span and chunks, not another version's.
+
+    Ids alone cannot tell: an update re-uses a document's sentence ids, so a crash between the
+    Chroma upsert and the catalog commit leaves new vectors under old ids until repaired.
+    """
+    collection = getattr(index.store, "_collection", None)
+    if collection is None:  # not a ChromaStore
+        return
+    got = collection.get(include=["embeddings", "metadatas"])
+    stored = {e.id: e for d in index.documents() for e in index.catalog.vector_entries(d.id)}
+    for vid, vector, meta in zip(got["ids"], got["embeddings"], got["metadatas"]):
+        want = stored[vid]
+        assert (meta["start"], meta["end"], meta["doc_id"]) == (want.start, want.end, want.doc_id), vid
+        assert meta["chunks"] == ",".join(map(str, want.chunks)), vid
+        v = np.asarray(vector, dtype=np.float32)
+        assert float(v @ want.vector) / (np.linalg.norm(v) * np.linalg.norm(want.vector)) > 0.999, vid
 
 
 def catalog_rows(index_dir: Path) -> dict[str, object]:
@@ -228,6 +248,24 @@ def test_killed_ingest_reruns_to_a_clean_index(
 ) -> None:
     recovered = crash_then_recover(tmp_path, start, point, v1_index, embedder)
     assert index_state(recovered) == clean["v2" if start == "v1" else "v1"]
+
+
+def test_killed_update_then_reverted_file_is_repaired(
+    tmp_path: Path, v1_index: Path, clean: dict[str, IndexState], embedder: object
+) -> None:
+    """Killed after Chroma took the new version; the user then restores the old file.
+
+    The rerun finds nothing changed on disk, so only the repair can put the old vectors back
+    (``assert_vectors_match_catalog`` checks vectors and spans, not just ids).
+    """
+    index_dir = tmp_path / "idx"
+    shutil.copytree(v1_index, index_dir)
+    corpus = write_corpus(tmp_path / "corpus", V2)
+    args = ["ingest", str(corpus), "--index", str(index_dir), "--prune"]
+    assert_killed(run_rag(*args, failpoint="ingest.chroma_upserted"), "ingest.chroma_upserted")
+    write_corpus(corpus, V1)
+    recovered = ingest_in_process(index_dir, corpus, embedder)
+    assert index_state(recovered) == clean["v1"]
 
 
 def test_killed_repair_is_repaired_again(
