@@ -77,10 +77,12 @@ class ThisProject:
 
     name = "rag-cite"
 
-    def __init__(self, store_dir: Path, chroma_url: str | None = None, embedding_cache: Path | None = None) -> None:
+    def __init__(self, store_dir: Path, chroma_url: str | None = None, embedding_cache: Path | None = None,
+                 cache_mode: str = "write") -> None:
         self.store_dir = store_dir
         self.chroma_url = chroma_url
         self.embedding_cache = embedding_cache  # growth only: see benchmarks/embed_cache.py
+        self.cache_mode = cache_mode
         self.assistant: Any = None
 
     def _settings(self) -> Any:
@@ -99,7 +101,8 @@ class ThisProject:
             from rag.embedding import SentenceTransformerEmbedder
 
             e = settings.embedding
-            embedder = CachedEmbedder(SentenceTransformerEmbedder(e.model, e.batch_size, e.device), self.embedding_cache)
+            embedder = CachedEmbedder(SentenceTransformerEmbedder(e.model, e.batch_size, e.device), self.embedding_cache,
+                                      self.cache_mode)
         self.assistant = Assistant.open(settings=settings, create=True, embedder=embedder)
         model = self.assistant.index.embedder
         getattr(model, "inner", model).embed(["warm up the model"])
@@ -243,9 +246,10 @@ class BM25Chunks:
 SYSTEMS = {"rag-cite": ThisProject, "naive-llamaindex": NaiveLlamaIndex, "bm25": BM25Chunks}
 
 
-def make_system(name: str, store_dir: Path, chroma_url: str | None = None, embedding_cache: Path | None = None) -> System:
+def make_system(name: str, store_dir: Path, chroma_url: str | None = None, embedding_cache: Path | None = None,
+                cache_mode: str = "write") -> System:
     if name not in SYSTEMS:
         raise ValueError(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
     if name == "rag-cite":
-        return ThisProject(store_dir, chroma_url, embedding_cache)
+        return ThisProject(store_dir, chroma_url, embedding_cache, cache_mode)
     return SYSTEMS[name](store_dir)

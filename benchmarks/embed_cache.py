@@ -2,7 +2,8 @@
 
 The growth benchmark ingests the same scaled corpus into the embedded store and into a
 ``chroma run`` server. Encoding is identical for both (the same texts, model and batches) and is
-most of the ingest time, so the server run reads the vectors the embedded run wrote instead of
+most of the ingest time, so the server run reads the vectors the embedded run wrote (``write``
+mode: everything is encoded, exactly as without the cache) instead of
 encoding for another ~15 minutes at 100k chunks; ``encode_s`` says how long encoding took, and
 the report adds the embedded run's encoding time to the server's measured ingest time.
 
@@ -28,10 +29,15 @@ def _key(text: str) -> str:
 class CachedEmbedder:
     """Wraps an embedder; see the module doc. Not thread-safe (ingest encodes one group at a time)."""
 
-    def __init__(self, inner: Any, folder: Path) -> None:
+    def __init__(self, inner: Any, folder: Path, mode: str = "write") -> None:
+        if mode not in ("write", "read"):
+            raise ValueError(f"cache mode ({mode!r}) must be 'write' or 'read'")
         self.inner = inner
         self.name = inner.name
         self.folder = folder
+        # "write" encodes every text it is given (as the uncached embedder would, repeated texts
+        # included) and keeps the vectors; "read" encodes only texts it has no vector for.
+        self.mode = mode
         folder.mkdir(parents=True, exist_ok=True)
         self._keys_path, self._vectors_path = folder / "keys.txt", folder / "vectors.f32"
         self._rows: dict[str, int] = {}
@@ -52,7 +58,7 @@ class CachedEmbedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         keys = [_key(t) for t in texts]
-        missing = [i for i, k in enumerate(keys) if k not in self._rows]
+        missing = list(range(len(texts))) if self.mode == "write" else [i for i, k in enumerate(keys) if k not in self._rows]
         out: list[np.ndarray | None] = [None] * len(texts)
         if missing:
             started = time.perf_counter()

@@ -65,7 +65,7 @@ def chroma_server(path: Path, log: Path) -> Iterator[tuple[str, int]]:
 
 def _grow(backend: str, store: Path, sizes: list[int], corpus: Path, manifest: dict, questions: Path,
           work: Path, url: str | None, server_pid: int | None, progress: Any, calm: Calm | None,
-          cache: Path | None, encode_s: dict[int, float]) -> list[dict[str, Any]]:
+          cache: Path | None, encode_s: dict[int, float], first: str) -> list[dict[str, Any]]:
     """Grow one index through ``sizes``. With a ``cache`` the first backend's vectors are kept and
     later backends reuse them: their step time is then measured without encoding, and the
     first backend's encoding time for the same texts (``encode_s``, by size) is added."""
@@ -77,11 +77,11 @@ def _grow(backend: str, store: Path, sizes: list[int], corpus: Path, manifest: d
         args = ["grow", "--store", str(store), "--files", str(files), "--questions", str(questions)]
         if url:
             args += ["--chroma-url", url]
-        if cache is not None:
-            args += ["--embedding-cache", str(cache)]
+        if cache is not None:  # the first backend writes the vectors, the others read them
+            args += ["--embedding-cache", str(cache), "--cache-mode", "write" if backend == first else "read"]
         progress(f"growth: {backend}, {size:,} chunks")
         r = run_worker(args, work / f"grow-{backend}-{size}.json", work / f"grow-{backend}-{size}.log", calm=calm)
-        reused = bool(r.get("reused")) and not r.get("encoded")
+        reused = backend != first and cache is not None
         if not reused and "encode_s" in r:
             encode_s[size] = r["encode_s"]
         step_s = r["ingest_s"] + (encode_s.get(size, 0.0) if reused else 0.0)
@@ -127,10 +127,10 @@ def run_growth(work: Path, sizes: list[int], questions: Path, backends: list[str
         if backend == "server":
             with chroma_server(store / "server-data", work / "chroma-server.log") as (url, pid):
                 steps += _grow(backend, store / "index", sizes, corpus, manifest, questions, work, url, pid, progress, calm,
-                                cache, encode_s)
+                                cache, encode_s, backends[0])
         else:
             steps += _grow(backend, store / "index", sizes, corpus, manifest, questions, work, None, None, progress, calm,
-                            cache, encode_s)
+                            cache, encode_s, backends[0])
     if cache is not None:
         shutil.rmtree(cache, ignore_errors=True)
     return {"manifest": manifest, "generate_s": round(generated_s, 1), "steps": steps, "reencode": reencode,

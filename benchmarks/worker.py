@@ -171,7 +171,7 @@ def cmd_query(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_grow(args: argparse.Namespace) -> dict[str, Any]:
     files = [Path(line) for line in args.files.read_text().splitlines() if line.strip()]
-    system = make_system("rag-cite", args.store, args.chroma_url, args.embedding_cache)
+    system = make_system("rag-cite", args.store, args.chroma_url, args.embedding_cache, args.cache_mode)
     system.prepare()
     started = time.perf_counter()
     ingested = system.ingest(files)
@@ -203,7 +203,8 @@ def main() -> None:
     g.add_argument("--files", type=Path, required=True, help="a text file: one corpus file path a line")
     g.add_argument("--questions", type=Path, required=True)
     g.add_argument("--warmup", type=int, default=5)
-    g.add_argument("--embedding-cache", type=Path, default=None, help="reuse/keep bulk vectors here (embed_cache.py)")
+    g.add_argument("--embedding-cache", type=Path, default=None, help="keep or reuse bulk vectors here (embed_cache.py)")
+    g.add_argument("--cache-mode", choices=["write", "read"], default="write")
     for sp in (p, r, q, g):
         sp.add_argument("--out", type=Path, required=True)
         sp.add_argument("--chroma-url", default=None)

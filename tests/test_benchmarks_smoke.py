@@ -83,3 +83,28 @@ def test_report_renders_tables_from_a_results_dict(tmp_path: Path) -> None:
     assert "| this project (rag-cite) | 80.0% | 70.0% | 250 | 300 | 90.0% | 100.0% | 50.0% |" in text
     assert json.loads((tmp_path / "test.json").read_text())["targets"][0]["met"] is True
     assert (tmp_path / "test-quality.png").stat().st_size > 1000
+
+
+def test_embedding_cache_writes_everything_and_reads_back_without_encoding(tmp_path: Path) -> None:
+    import numpy as np
+
+    embed_cache = pytest.importorskip("embed_cache")
+
+    class Counting:
+        name, dimension = "counting", 3
+
+        def __init__(self) -> None:
+            self.encoded: list[str] = []
+
+        def embed(self, texts: list[str]) -> np.ndarray:
+            self.encoded += texts
+            return np.array([[len(t), 1.0, 0.5] for t in texts], dtype=np.float32)
+
+    writer = Counting()
+    written = embed_cache.CachedEmbedder(writer, tmp_path, "write").embed(["a", "bb", "a"])
+    assert writer.encoded == ["a", "bb", "a"]  # write mode encodes repeats too, like the real embedder
+    reader = Counting()
+    cached = embed_cache.CachedEmbedder(reader, tmp_path, "read")
+    read = cached.embed(["bb", "a", "ccc"])
+    assert reader.encoded == ["ccc"] and cached.reused == 2
+    assert read.tolist() == [written[1].tolist(), written[0].tolist(), [3.0, 1.0, 0.5]]
