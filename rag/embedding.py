@@ -32,27 +32,13 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 class Embedder(Protocol):
-    """Anything that turns texts into L2-normalised float32 vectors of a fixed dimension."""
+    """Anything that turns texts into L2-normalised float32 vectors of a fixed dimension.
+
+    An implementation may also offer ``embed_query(text)``, a faster path for one question
+    (``Index.embed_query`` uses it when present).
+    """
 
     name: str
-
-    def embed_query(self, text: str) -> np.ndarray:
-        """One text's embedding; for BERT models without loading torch (see rag.bert_numpy)."""
-        encoder = self._numpy_encoder()
-        if encoder is None:
-            return self.embed([text])[0]
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(1, user_api="blas"):  # tiny matrices: threads only add overhead
-            return encoder.embed(text)
-
-    def _numpy_encoder(self) -> NumpyBert | None:
-        if self._query_encoder is None:
-            with self._lock:
-                if self._query_encoder is None:
-                    path = Path(self._model_ref or default_model_path())
-                    self._query_encoder = NumpyBert(path) if NumpyBert.supports(path) else False
-        return self._query_encoder or None
 
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
