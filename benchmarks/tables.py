@@ -130,6 +130,23 @@ def profile_lines(profiles: dict[str, Any]) -> list[str]:
     return lines
 
 
+ANALYSIS = Path(__file__).parent / "results" / "analysis.md"
+
+
+def analysis(r: dict[str, Any], path: Path = ANALYSIS) -> list[str]:
+    """The hand-written reading of a run (results/analysis.md), only if it names this run.
+
+    Its first line is ``run: <started>``; a later run does not match it, so stale notes never show.
+    """
+    try:
+        first, _, rest = path.read_text(encoding="utf-8").partition("\n")
+    except OSError:
+        return []
+    if first.strip() != f"run: {r.get('started')}":
+        return []
+    return [rest.strip(), ""]
+
+
 def markdown(r: dict[str, Any], stem: str = "latest") -> str:
     m = r["machine"]
     out = [
@@ -165,6 +182,7 @@ def markdown(r: dict[str, Any], stem: str = "latest") -> str:
     out += ["## Targets", ""] + targets_table(r["targets"]) + [""]
     if r.get("profiles"):
         out += ["## Profiles (what bounds the time)", ""] + profile_lines(r["profiles"]) + [""]
+    out += analysis(r)
     out += [f"![quality]({stem}-quality.png)", ""]
     return "\n".join(out)
 
@@ -176,9 +194,12 @@ def plots(r: dict[str, Any], folder: Path, stem: str = "latest") -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     datasets = list(r["datasets"].values())
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.2), squeeze=False)
     for ax, d in zip(axes[0], datasets):
+        xs = [s["quality"]["cited_chars_mean"] for s in d["systems"].values() if s["quality"]["cited_chars_mean"]]
         for name, s in d["systems"].items():
             q = s["quality"]
             if q["cited_chars_mean"] is None:
@@ -187,6 +208,10 @@ def plots(r: dict[str, Any], folder: Path, stem: str = "latest") -> list[Path]:
             ax.annotate(SYSTEM_LABELS.get(name, name), (q["cited_chars_mean"], 100 * (q["answer_in_cited"] or 0)),
                         textcoords="offset points", xytext=(6, 6), fontsize=8)
         ax.set_xscale("log")
+        if xs:
+            ax.set_xlim(min(xs) / 1.6, max(xs) * 6)  # room for the labels right of the points
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("characters cited per answer (log; lower is more precise)")
         ax.set_ylabel("gold answer inside cited text (%)")
         ax.set_ylim(0, 105)

@@ -1,0 +1,83 @@
+"""Time the parts of one warm query on an existing index, each on its own (medians in ms).
+
+    .venv/bin/python benchmarks/query_parts.py --index benchmarks/results/tmp/growth-embedded/index \\
+        --questions benchmarks/results/tmp/growth-questions.jsonl [--n 100]
+
+What ``Assistant.ask`` spends per question, outside the pipeline so that each part is measured
+alone: the question embedding (NumPy BERT), Chroma's ``count()`` (which ``ChromaStore.query``
+calls before every query) and the HNSW query itself, BM25 scoring with bm25s (``n_threads`` 0
+and 1), and building ``threadpool_limits`` (done for every question embedding) against a
+``ThreadpoolController`` made once. The growth benchmark's 100k-chunk index is the interesting one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rag.config import Settings  # noqa: E402
+from rag.index import Index  # noqa: E402
+from rag.lexical import tokenize  # noqa: E402
+
+
+def median_ms(fn: Callable[[str], object], questions: list[str]) -> float:
+    times = []
+    for q in questions:
+        started = time.perf_counter()
+        fn(q)
+        times.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(times), 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", type=Path, required=True)
+    parser.add_argument("--questions", type=Path, required=True, help="JSONL with a 'question' field")
+    parser.add_argument("--n", type=int, default=100)
+    args = parser.parse_args()
+    questions = [json.loads(line)["question"] for line in args.questions.read_text().splitlines() if line.strip()]
+    questions = questions[: args.n]
+    index = Index.open(Settings(index_dir=args.index))
+    lexical = index.lexical()
+    vector = index.embed_query(questions[0])
+    store = index.store
+    results: dict[str, float | int] = {"sentence_vectors": store.count(), "chunks": lexical.size,
+                                       "load_before": round(os.getloadavg()[0], 2)}
+    results["embed_query_ms"] = median_ms(index.embed_query, questions)
+    results["chroma_count_ms"] = median_ms(lambda q: store.count(), questions)
+    results["chroma_query_ms"] = median_ms(lambda q: store._collection.query(  # the call ChromaStore.query makes
+        query_embeddings=[vector], n_results=90, include=["distances", "metadatas"]), questions)
+    for threads in (0, 1):
+        def bm25(q: str, threads: int = threads) -> None:
+            tokens = [t for t in tokenize(q) if lexical.document_frequency(t)]
+            if tokens:
+                lexical._retriever.retrieve([tokens], k=30, show_progress=False, n_threads=threads)
+
+        results[f"bm25s_retrieve_n_threads_{threads}_ms"] = median_ms(bm25, questions)
+    from threadpoolctl import ThreadpoolController, threadpool_limits
+
+    results["threadpool_limits_per_call_ms"] = median_ms(
+        lambda q: threadpool_limits(1, user_api="blas").__exit__(None, None, None), questions)
+    controller = ThreadpoolController()
+
+    def limit_once(q: str) -> None:
+        with controller.limit(limits=1, user_api="blas"):
+            pass
+
+    results["threadpool_controller_made_once_ms"] = median_ms(limit_once, questions)
+    results["load_after"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
