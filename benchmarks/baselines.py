@@ -155,7 +155,11 @@ class NaiveLlamaIndex:
         return HuggingFaceEmbedding(model_name=model_path())
 
     def ingest(self, corpus: Path) -> dict[str, Any]:
-        from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex
+        from llama_index.core import (
+            SimpleDirectoryReader,
+            StorageContext,
+            VectorStoreIndex,
+        )
         from llama_index.vector_stores.chroma import ChromaVectorStore
 
         docs = SimpleDirectoryReader(str(corpus)).load_data()

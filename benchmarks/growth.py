@@ -27,7 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from scale_corpus import files_for, write_corpus
-from speed import BIN, BenchmarkError, Calm, _tree_rss_mb, child_env, free_port, load, run_worker
+from speed import (
+    BIN,
+    BenchmarkError,
+    Calm,
+    _tree_rss_mb,
+    child_env,
+    free_port,
+    load,
+    run_worker,
+)
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 

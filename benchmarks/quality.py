@@ -24,9 +24,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.evaluate import corpus_texts  # noqa: E402
-from rag.gold import GoldItem, load_gold, locate_evidence  # noqa: E402
-from rag.metrics import aggregate, contains_answer, percentile, record_retrieved, score_item  # noqa: E402
+from rag.evaluate import corpus_texts
+from rag.gold import GoldItem, load_gold, locate_evidence
+from rag.metrics import (
+    aggregate,
+    contains_answer,
+    percentile,
+    record_retrieved,
+    score_item,
+)
 
 SQUAD_JSON = ROOT.parent / "shared" / "data" / "squad2-dev" / "squad2-dev-public.json"
 SEED_GOLD = ROOT / "evals" / "gold" / "seed.jsonl"

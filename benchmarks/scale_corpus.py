@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.chunking import chunk_document  # noqa: E402
+from rag.chunking import chunk_document
 
 SQUAD = ROOT.parent / "shared" / "data" / "squad2-dev" / "squad2-dev-public.json"
 MANIFEST = "manifest.json"
@@ -154,10 +154,9 @@ def write_corpus(out_dir: Path, targets: list[int], seed: int = 0, squad_json: P
         old.unlink()
     sizes = []
     pending = list(targets)
-    files = chunks = redrawn = 0
-    for name, text, n_chunks, attempt in generate(load_articles(squad_json), targets, seed):
+    chunks = redrawn = 0
+    for files, (name, text, n_chunks, attempt) in enumerate(generate(load_articles(squad_json), targets, seed), 1):
         (out_dir / name).write_text(text, encoding="utf-8", newline="")
-        files += 1
         chunks += n_chunks
         redrawn += attempt > 0
         while pending and chunks >= pending[0]:

@@ -159,10 +159,13 @@ def markdown(r: dict[str, Any], stem: str = "latest") -> str:
         + (f"; each measurement first waited up to {r['calm']['max_wait_s']:.0f} s for it to fall under "
            f"{r['calm']['max_load']}, {r.get('waited_for_calm_s', 0) / 60:.1f} min of waiting in all" if r.get("calm") else "")
         + ").",
-        f"Same model for all ({m['model']}), same Chroma ({m['versions'].get('chromadb')}), same machine, one run.",
+        f"Same model for all ({m['model']}), same Chroma ({m['versions'].get('chromadb')}), same machine, one run"
+        + (f", at commit {m['commit']}" if m.get("commit") else "")
+        + (f" with uncommitted changes in {len(m['uncommitted_changes_in'])} files of rag/ and ui/"
+           if m.get("uncommitted_changes_in") else "") + ".",
         "",
     ]
-    for key, d in r["datasets"].items():
+    for d in r["datasets"].values():
         out += [f"## {d['title']}", "", d["description"], "", "Quality:", ""]
         out += quality_table(d) + ["", "Speed and memory:", ""] + speed_table(d) + ["", SPEED_NOTE, ""]
     if r.get("cold_start"):

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from baselines import make_system  # noqa: E402
+from baselines import make_system
 
 
 def peak_rss_mb() -> float:

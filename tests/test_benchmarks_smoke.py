@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 scale_corpus = pytest.importorskip("scale_corpus")
 tables = pytest.importorskip("tables")
 
-from rag.chunking import chunk_document  # noqa: E402
+from rag.chunking import chunk_document
 
 SQUAD = scale_corpus.SQUAD
 needs_squad = pytest.mark.skipif(not SQUAD.is_file(), reason=f"{SQUAD} is not present")
