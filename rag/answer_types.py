@@ -38,23 +38,48 @@ class Candidate:
 
 _Q = re.compile  # questions are matched lower-cased
 
+# Words that may stand between "which"/"what" and the noun naming the kind of answer:
+# "which Chinese companies", "what third-country banks", "name of the second official".
+_MODS = r"(?:(?!(?:is|was|were|are|did|does|do|has|have|had|can|could|will|would|should|may|might|must|of)\b)[\w-]+ ){0,3}?"
+_PERSON_NOUNS = (
+    r"(?:person|people|man|men|woman|women|official|officials|president|leader|leaders|king|queen|emperor|general|"
+    r"commander|secretary|scientist|author|writer|player|minister|senator|ruler|explorer|artist|composer|"
+    r"spokesman|spokeswoman|spokesperson|ceo|chief|director|judge|lawmaker|lawmakers|diplomat|envoy|ambassador|"
+    r"founder|inventor|politician|candidate|governor|mayor|chairman|chair|economist|engineer|physicist|"
+    r"mathematician|philosopher|theologian|poet|architect|pope|bishop|priest|admiral|officer|soldier)"
+)
+_PLACE_NOUNS = (
+    r"(?:country|countries|city|cities|state|states|place|region|continent|town|village|island|river|province|"
+    r"county|area|location|nation|nations|capital|territory|sea|ocean|mountain|port|border)"
+)
+_ORG_NOUNS = (
+    r"(?:company|companies|organi[sz]ations?|agency|agencies|bank|banks|party|parties|government|institution|"
+    r"institutions|university|universities|college|school|newspaper|network|army|group|groups|team|command|"
+    r"department|ministry|court|council|committee|body|outlet|firm|firms|manufacturer|manufacturers|supplier|"
+    r"suppliers|corporation|corporations|business|businesses|lender|lenders|fund|funds|union|alliance|club)"
+)
+# A question that names the kind of answer it wants ("which official", "the name of the company")
+# needs a sentence holding a name of that kind; "who" alone is answered in too many shapes.
+_EXPLICIT_KIND = _Q(rf"\b(what|which) {_MODS}({_PERSON_NOUNS}|{_PLACE_NOUNS}|{_ORG_NOUNS})\b|\bname of (the|a|an|this|that) {_MODS}\w+")
+
 _QUESTION_RULES: list[tuple[re.Pattern[str], AType]] = [
     (_Q(r"\b(what|which)\s+(share|percent(age)?|proportion|fraction|portion|rate)\b|\bwhat %|\bpercent"), AType.PERCENT),
     (_Q(r"\bhow much\b.*\b(cost|pay|paid|spend|spent|worth|price|money|fund|budget|raise|earn)|\bhow much (money|cash|funding)\b|\b(what|which) (price|amount of money|sum)\b"), AType.MONEY),
     (_Q(r"\bhow long\b(?!.*\b(ago|since)\b)|\bfor how long\b|\bwhat (duration|period of time)\b"), AType.DURATION),
     (_Q(r"\bhow (many|much|far|tall|high|old|large|big|heavy|wide|deep|fast|often)\b|\bwhat (number|amount|quantity|size|population|length|height|speed|distance|temperature)\b|\bwhich number\b"), AType.NUMBER),
     (_Q(r"^\s*when\b|\bwhen (did|was|were|is|will|do|does|had)\b|\b(what|which|in what|in which) (year|date|month|day|decade|century|time|era|period)\b|\bhow long ago\b|\bsince when\b"), AType.DATE),
-    (_Q(r"^\s*(who|whom|whose)\b|\b(who|whom|whose) (is|was|were|did|has|had|said|told|led|raised|warned|announced|contributed)\b|\b(what|which) (person|man|woman|official|president|leader|king|queen|emperor|general|commander|secretary|scientist|author|writer|player|minister|senator|ruler|explorer|artist|composer)\b|\bname of the (person|man|woman|official|president|leader)\b"), AType.PERSON),
-    (_Q(r"^\s*where\b|\bwhere (did|was|were|is|are|do|does|had)\b|\b(what|which|in what|in which) (country|countries|city|cities|state|place|region|continent|town|village|island|river|province|county|area|location|nation|capital|territory|sea|ocean|mountain)\b"), AType.PLACE),
-    (_Q(r"\b(what|which) (company|companies|organi[sz]ation|agency|agencies|bank|banks|party|government|institution|university|college|school|newspaper|network|army|group|team|command|department|ministry|court|council|committee|body|outlet|firm)\b"), AType.ORG),
+    (_Q(rf"^\s*(who|whom|whose)\b|\b(who|whom|whose) (is|was|were|did|has|had|said|told|led|raised|warned|announced|contributed)\b|\b(what|which) {_MODS}{_PERSON_NOUNS}\b|\bname of (the|a|an|this|that) {_MODS}{_PERSON_NOUNS}\b"), AType.PERSON),
+    (_Q(rf"^\s*where\b|\bwhere (did|was|were|is|are|do|does|had)\b|\b(what|which|in what|in which) {_MODS}{_PLACE_NOUNS}\b|\bname of (the|a|an|this|that) {_MODS}{_PLACE_NOUNS}\b"), AType.PLACE),
+    (_Q(rf"\b(what|which) {_MODS}{_ORG_NOUNS}\b|\bname of (the|a|an|this|that) {_MODS}{_ORG_NOUNS}\b"), AType.ORG),
     (_Q(r"\b(what|which) (is|was) the name\b|\bwhat (is|was|were) .* called\b|\bwhat name\b"), AType.NAME),
 ]
 
 
 # Types whose absence from the best sentence means the question is not answered: numbers and
 # dates are found reliably (digits, number words, month names); an organisation asked for by
-# kind ("which company...?") must at least be named. People and places are left out: "who"
-# and "where" are answered in too many shapes for absence to mean much.
+# kind ("which company...?") must at least be named. People and places are checked only when
+# the question names the kind it wants ("which official", "what city"): "who" and "where"
+# alone are answered in too many shapes for absence to mean much.
 CHECKED_TYPES = frozenset({AType.PERCENT, AType.MONEY, AType.NUMBER, AType.DATE, AType.DURATION, AType.ORG})
 
 
@@ -65,6 +90,28 @@ def expected_type(question: str) -> AType:
         if pattern.search(q):
             return atype
     return AType.OTHER
+
+
+def required_type(question: str) -> AType | None:
+    """The type a sentence must hold a candidate of to answer ``question`` (None: no such check).
+
+    Numbers, amounts, dates and organisations always; people and places when the question names
+    the kind of answer it wants ("which official", "the name of the city").
+    """
+    wanted = expected_type(question)
+    if wanted in CHECKED_TYPES:
+        return wanted
+    if wanted in (AType.PERSON, AType.PLACE) and _EXPLICIT_KIND.search(" ".join(question.lower().split())):
+        return wanted
+    return None
+
+
+def holds(required: AType, found: list[Candidate]) -> bool:
+    """Whether typed candidates ``found`` (already compatible with the question) include one of
+    the ``required`` kind; a person asked for by kind must be a person's name, not a country."""
+    if required is AType.PERSON:
+        return any(c.type in (AType.PERSON, AType.NAME) for c in found)
+    return bool(found)
 
 
 _MONTHS = r"(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan\.|Feb\.|Mar\.|Apr\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.)"
@@ -115,6 +162,18 @@ _PLACES = frozenset(
     "beijing washington kyiv kiev tokyo new york boston california texas florida virginia massachusetts "
     "ohio quebec montreal edinburgh glasgow".split()
 )
+_DEMONYMS = (
+    "Chinese Japanese Vietnamese Taiwanese Portuguese Lebanese Sudanese Burmese Russian Ukrainian Belarusian "
+    "Indian Iranian Syrian Italian Canadian Australian Brazilian Egyptian Nigerian Norwegian Hungarian Romanian "
+    "Bulgarian Serbian Croatian Georgian Armenian Estonian Latvian Lithuanian Austrian Belgian Colombian "
+    "Argentine Argentinian Peruvian Venezuelan Ethiopian Algerian Tunisian Libyan Indonesian Malaysian "
+    "Palestinian Jordanian Persian Prussian Bavarian Byzantine Roman Norman Mongol Mongolian European Korean "
+    "Mexican Cuban Chilean Kenyan Moroccan German British English Scottish Irish Welsh Polish Swedish Danish "
+    "Finnish Turkish Spanish Kurdish Czech Slovak Dutch French Greek Swiss Soviet American African Asian Arab "
+    "Israeli Iraqi Saudi Pakistani Afghan Thai Western Eastern Northern Southern Sino Anglo Franco "
+    "Christian Muslim Islamic Jewish Catholic Protestant"
+).split()
+_DEMONYM = re.compile(rf"^(?:[A-Z][a-z]+-)*(?:{'|'.join(_DEMONYMS)})$")
 _NOT_NAMES = frozenset(
     "the a an in on at of for to and but or so as by with from this that these those it its he she they we i "
     "his her their our my after before during while when if however although since because there here".split()
@@ -145,8 +204,17 @@ def candidates(text: str, start: int = 0, end: int | None = None) -> list[Candid
             name = text[a:b]
             if a >= b or overlaps(a, b) or name.lower() in _NOT_NAMES:
                 continue
+            # A capitalised function word is no part of a name ("And Russia", "The Biden
+            # administration"): drop it, and judge the rest as the sentence's first word.
+            initial = a == start
+            first, _, rest = name.partition(" ")
+            if rest and first.lower() in _NOT_NAMES:
+                a, name = a + len(first) + 1, rest
             # A capitalised word that merely starts the sentence is not a name.
-            if a == start and " " not in name and name.lower() not in _PLACES:
+            if initial and " " not in name and name.lower() not in _PLACES:
+                continue
+            # Nor is a nationality used as an adjective ("Chinese companies", "Sino-Russian ties").
+            if " " not in name and _DEMONYM.match(name) and re.match(r"\s[a-z]", text[b : b + 2]):
                 continue
             kind = _name_type(text, a, name)
             taken.append((a, b))

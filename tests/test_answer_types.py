@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.answer import typed_candidates
-from rag.answer_types import AType, candidates, compatible, expected_type
+from rag.answer_types import AType, Candidate, candidates, compatible, expected_type, holds, required_type
 
 
 @pytest.mark.parametrize(
@@ -23,6 +23,11 @@ from rag.answer_types import AType, candidates, compatible, expected_type
         ("Where did Blinken travel?", AType.PLACE),
         ("Which country supplies the engines?", AType.PLACE),
         ("Which agency issued the order?", AType.ORG),
+        ("Which European shipping firms moved the cargo?", AType.ORG),
+        ("What two Dutch banks financed the deal?", AType.ORG),
+        ("What is the name of the senior Treasury official who signed it?", AType.PERSON),
+        ("Which coastal city hosted the summit?", AType.PLACE),
+        ("What did the company announce?", AType.OTHER),
         ("What did Russia build?", AType.OTHER),
         ("Why is success hard to measure?", AType.OTHER),
     ],
@@ -66,3 +71,34 @@ def test_compatibility_of_types() -> None:
     assert compatible(AType.PERSON, AType.NAME)
     assert not compatible(AType.DATE, AType.NUMBER)
     assert not compatible(AType.PERCENT, AType.NUMBER)
+
+
+@pytest.mark.parametrize(
+    ("question", "required"),
+    [
+        ("How many tankers left port?", AType.NUMBER),
+        ("Which shipping firms moved the cargo?", AType.ORG),
+        ("Which deputy minister signed the order?", AType.PERSON),  # names the kind: checked
+        ("What is the name of the second engineer?", AType.PERSON),
+        ("In which river port was it built?", AType.PLACE),
+        ("Who is responsible for the delay?", None),  # "who" alone: a person, a country, a firm...
+        ("Where did the talks stall?", None),
+        ("Why did the talks stall?", None),
+    ],
+)
+def test_required_type(question: str, required: AType | None) -> None:
+    assert required_type(question) is required
+
+
+def test_a_person_asked_for_by_kind_must_be_a_persons_name() -> None:
+    place = Candidate(0, 6, "Norway", AType.PLACE)
+    person = Candidate(0, 10, "Ada Bakken", AType.PERSON)
+    assert not holds(AType.PERSON, [place])
+    assert holds(AType.PERSON, [place, person])
+    assert holds(AType.ORG, [Candidate(0, 6, "Statoil", AType.NAME)])
+
+
+def test_a_capitalised_modifier_after_a_sentence_initial_the_is_not_a_name() -> None:
+    text = "The Obama administration later fined several European lenders."
+    assert not any("Obama" in c.text for c in candidates(text))
+    assert "Netherlands" in [c.text for c in candidates("The Netherlands objected at once.")]
