@@ -19,7 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from rag.answer_types import CHECKED_TYPES, AType, Candidate, candidates, compatible, expected_type
+from rag.answer_types import (
+    AType,
+    Candidate,
+    candidates,
+    compatible,
+    expected_type,
+    holds,
+    required_type,
+)
 from rag.catalog import SentenceRow
 from rag.config import AnswerSettings
 from rag.domain import Hit
@@ -33,20 +41,21 @@ NO_PASSAGES_TEXT = "The sources don't say: nothing in the index matches this que
 # Logistic weights over FEATURES (plus a bias), fitted by benchmarks/fit_answerer.py.
 FEATURES = (
     "cos", "lex", "ctx_lex", "type_match", "type_missing", "rank", "len",
-    "bigram", "lex_mass", "chunk_cos", "neighbour_cos",
+    "bigram", "lex_mass", "chunk_cos", "neighbour_cos", "window", "miss_rare",
 )
 WEIGHTS = np.array(
-    [3.498, 1.693, 0.740, 0.285, -1.200, 3.144, 0.885, 0.695, 1.300, -0.925, -1.821], dtype=np.float32
+    [3.422, 1.717, 1.137, 0.027, -1.181, 3.170, 0.863, 0.662, 1.255, -1.107, -1.682, 0.732, 0.498], dtype=np.float32
 )
-BIAS = -7.144
-# Refuse when the best sentence's probability is below this, or when the question asks for a
-# number, an amount, a date or an organisation and the best sentence holds none. Calibrated on held-out SQuAD
-# articles (benchmarks/fit_answerer.py) against the same questions with their answer paragraph
-# removed from the passages: at 0.15, 6.2% of answerable questions are refused, 73% of
-# answer-removed ones, and 13% of SQuAD's adversarial unanswerable ones (false premises that
-# match the text word for word). 0.08 gives 3.5% / 57% / 8%; 0.27 gives 16% / 85% / 24%.
-# Without the type rule, 0.18 gives 6.0% / 76% / 12%: about the same trade-off on SQuAD, but
-# then "how much did it cost?" is answered with a sentence that names no amount.
+BIAS = -7.663
+# Refuse when the lead sentence's probability is below this (the lead: the best sentence, or
+# the best one holding an answer of the type asked for; see ``answer``). Calibrated on held-out
+# SQuAD articles (benchmarks/fit_answerer.py). Refusals of answerable questions / of the same
+# questions with their answer paragraph removed from the index / of SQuAD's adversarial
+# unanswerable ones (false premises that match the text word for word):
+# 0.08 -> 3.0% / 21% / 7%; 0.15 -> 6.5% / 40% / 13%; 0.27 -> 15% / 63% / 24%.
+# Removing a paragraph from SQuAD leaves its article's other paragraphs, on the same subject, in
+# the index: a hard case, harder than a news article that simply does not say. A question-level
+# model over more features did no better at equal false refusals.
 # RAG_ANSWER__REFUSAL_THRESHOLD moves along the curve.
 REFUSAL_THRESHOLD = 0.15
 # Cite the best sentence alone when its probability is at least this; otherwise cite it with the
@@ -71,6 +80,15 @@ class ScoredSentence:
     features: np.ndarray
     prob: float = 0.0
     typed: list[Candidate] = field(default_factory=list)
+    support: float = 0.0  # the probability the refusal threshold applies to (prob, or more for a focus)
+
+
+@dataclass(frozen=True)
+class Focus:
+    """What a follow-up asks about once its pronoun is resolved (``rag.rewrite.Rewrite.focus``)."""
+
+    question: str
+    vector: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -97,8 +115,7 @@ def idf_coverage(q_tokens: list[str], tokens: set[str], lexical: LexicalIndex) -
 
 _NAME_TYPES = frozenset({AType.PERSON, AType.PLACE, AType.ORG, AType.NAME})
 _TITLE_WORDS = frozenset(
-    "president gen general secretary senator sen rep mr mrs ms dr prof professor king queen "
-    "emperor prince princess pope saint st sir lord lady chancellor minister prime governor mayor".split()
+    ["president", "gen", "general", "secretary", "senator", "sen", "rep", "mr", "mrs", "ms", "dr", "prof", "professor", "king", "queen", "emperor", "prince", "princess", "pope", "saint", "st", "sir", "lord", "lady", "chancellor", "minister", "prime", "governor", "mayor"]
 )
 
 
@@ -121,6 +138,29 @@ def typed_candidates(text: str, start: int, end: int, wanted: AType, question_wo
             continue
         out.append(c)
     return out
+
+
+WINDOW_CHARS = 60
+
+
+def window_coverage(q_tokens: list[str], text: str, start: int, end: int, c: Candidate, lexical: LexicalIndex) -> float:
+    """Question idf coverage of the words around a candidate answer, inside its sentence.
+
+    The classic sliding-window cue: a question is a statement about the answer with the answer
+    replaced by a wh-word, so its words gather around the right candidate.
+    """
+    window = tokenize(text[max(start, c.start - WINDOW_CHARS) : c.start] + " " + text[c.end : min(end, c.end + WINDOW_CHARS)])
+    return idf_coverage(q_tokens, set(window), lexical)
+
+
+def missing_rarest(q_tokens: list[str], context: set[str], lexical: LexicalIndex) -> float:
+    """The rarest question word missing from the sentence and its neighbours, as a share of the
+    rarest question word's idf: 1.0 when the most specific thing asked about is not there."""
+    if not q_tokens:
+        return 0.0
+    idfs = [lexical.idf(t) for t in q_tokens]
+    missing = [i for t, i in zip(q_tokens, idfs) if t not in context]
+    return max(missing, default=0.0) / max(idfs) if max(idfs) > 0 else 0.0
 
 
 def bigram_overlap(q_tokens: list[str], stems: list[str]) -> float:
@@ -176,7 +216,7 @@ class ExtractiveAnswerer:
                 seen_text.add(sentence)
                 out.append(self._features(text, row, by_idx, hit, rank, q_tokens, q_words, wanted, query_vector, lexical))
         for s in out:
-            s.prob = sigmoid(float(s.features @ WEIGHTS) + BIAS)
+            s.prob = s.support = sigmoid(float(s.features @ WEIGHTS) + BIAS)
         out.sort(key=lambda s: -s.prob)
         return out
 
@@ -218,18 +258,39 @@ class ExtractiveAnswerer:
                 min(sum(lexical.idf(t) for t in q_tokens if t in tokens), 30.0) / 10.0,
                 hit.dense_score or 0.0,
                 neighbour_cos,
+                max((window_coverage(q_tokens, text, row.start, row.end, c, lexical) for c in typed), default=0.0),
+                missing_rarest(q_tokens, context, lexical),
             ],
             dtype=np.float32,
         )
         return ScoredSentence(hit.chunk.doc_id, hit.source, row.idx, row.start, row.end, sentence, rank, feats, typed=typed)
 
-    def answer(self, question: str, hits: list[Hit], query_vector: np.ndarray) -> Draft:
+    def answer(self, question: str, hits: list[Hit], query_vector: np.ndarray, focus: Focus | None = None) -> Draft:
+        """The draft answer to ``question`` from ``hits``.
+
+        With a ``focus`` (a follow-up whose pronoun was resolved) sentences are ranked for the
+        focus, and a sentence is as credible as the better of its two probabilities: "what
+        position does she hold?" is answered by the one sentence naming her, which matches the
+        searched question's words far better than the two-word focus.
+        """
         if not hits:
             return Draft(NO_PASSAGES_TEXT, None, [], True, 0.0)
-        scored = self.score_sentences(question, hits, query_vector)
-        confidence = scored[0].prob if scored else 0.0
-        lacks_answer_type = bool(scored) and expected_type(question) in CHECKED_TYPES and not scored[0].typed
-        if not scored or confidence < self.threshold or lacks_answer_type:
+        if focus is None:
+            scored = self.score_sentences(question, hits, query_vector)
+        else:
+            broad = {(s.doc_id, s.idx): s.prob for s in self.score_sentences(question, hits, query_vector)}
+            question, scored = focus.question, self.score_sentences(focus.question, hits, focus.vector)
+            for s in scored:
+                s.support = max(s.prob, broad.get((s.doc_id, s.idx), 0.0))
+        required = required_type(question)
+        if scored and required is not None and not holds(required, scored[0].typed):
+            # The question asks for a number, a date, a named kind of thing...: a sentence that
+            # holds none cannot answer it, however close its words are. The best sentence that
+            # holds one leads instead, if it clears the threshold on its own.
+            lead = next((s for s in scored if holds(required, s.typed)), None)
+            scored = [lead] + [s for s in scored if s is not lead] if lead is not None else []
+        confidence = scored[0].support if scored else 0.0
+        if not scored or confidence < self.threshold:
             return Draft(REFUSAL_TEXT, None, [], True, confidence, tuple(scored[:3]), details={"confidence": round(confidence, 3)})
         chosen = self._select(scored)
         citations = [
