@@ -8,6 +8,7 @@ citation gate (``rag.citations.enforce_citations``) before it is returned.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rag.answer import REFUSAL_TEXT, Draft, ExtractiveAnswerer
+from rag.answer import Focus, REFUSAL_TEXT, Draft, ExtractiveAnswerer
 from rag.catalog import DocumentInfo
 from rag.citations import enforce_citations
 from rag.config import Settings
@@ -27,7 +28,7 @@ from rag.index import Index
 from rag.ingest import IngestReport, ProgressFn, ingest
 from rag.records import Answer, RetrievedPassage, Turn
 from rag.retrieve import Filters, Retriever
-from rag.rewrite import rewrite
+from rag.rewrite import Rewrite, rewrite_parts
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ class Answerer(Protocol):
 HistoryLike = Sequence[Turn | dict[str, Any]]
 
 
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 def clean_question(question: str, max_chars: int) -> str:
     """The question with control characters removed and white space collapsed; or QueryError."""
     if not isinstance(question, str):
@@ -52,7 +56,14 @@ def clean_question(question: str, max_chars: int) -> str:
             f"question is {len(question):,} characters long; the limit is {max_chars:,} "
             "(RAG_ANSWER__MAX_QUESTION_CHARS)"
         )
-    kept = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in question)
+    # Terminal colour codes go whole; invisible format characters (zero-width space, soft
+    # hyphen) join what they split ("micro\u200belectronics"); other control characters and
+    # lone surrogates separate words.
+    question = _ANSI_ESCAPE.sub("", question)
+    kept = "".join(
+        "" if unicodedata.category(ch) == "Cf" else " " if unicodedata.category(ch).startswith("C") else ch
+        for ch in question
+    )
     kept = " ".join(kept.split())
     if not kept:
         raise QueryError("question is empty (nothing but white space or control characters)")
@@ -110,10 +121,14 @@ class Assistant:
     # -- asking -----------------------------------------------------------------------------
     def standalone_question(self, question: str, history: list[Turn]) -> str:
         """The question to search: the follow-up condensed by the LLM, or rewritten by rule."""
+        return self._rewrite(question, history).standalone
+
+    def _rewrite(self, question: str, history: list[Turn]) -> Rewrite:
         condense = getattr(self.answerer, "condense", None)
         if condense is not None and history:
-            return condense(question, history)
-        return rewrite(question, history)
+            standalone = condense(question, history)
+            return Rewrite(standalone, standalone)
+        return rewrite_parts(question, history)
 
     def ask(
         self,
@@ -155,9 +170,14 @@ class Assistant:
         started = time.perf_counter()
         question = clean_question(question, self.settings.answer.max_question_chars)
         turns = parse_history(history)
-        standalone = self.standalone_question(question, turns)
+        rewritten = self._rewrite(question, turns)
+        standalone, focus = rewritten.standalone, rewritten.focus
         t_rewrite = time.perf_counter()
         query_vector = self.index.embed_query(standalone)
+        # A follow-up whose pronoun was resolved has a narrower focus than what was searched;
+        # the extractive answerer picks its sentence for the focus (see rag.rewrite.Rewrite).
+        use_focus = focus != standalone and self.answerer is self.extractive
+        focus_arg = Focus(focus, self.index.embed_query(focus)) if use_focus else None
         streamer = getattr(self.answerer, "stream", None) if stream else None
         answer: Answer | None = None
         # One read snapshot of the catalog for retrieval, answer and gate: a commit landing
@@ -166,7 +186,7 @@ class Assistant:
             hits = self.retriever.retrieve(standalone, filters, top_k, query_vector)
             t_retrieve = time.perf_counter()
             if streamer is None:
-                answer = self._gate(question, standalone, self.answerer.answer(standalone, hits, query_vector), hits)
+                answer = self._gate(question, standalone, self._answer(standalone, hits, query_vector, focus_arg), hits)
         if streamer is not None:
             # A snapshot is not held across yields (a consumer may resume us on another
             # thread); the gate then verifies against whatever version is current, so a commit
@@ -191,6 +211,11 @@ class Assistant:
             "total": (time.perf_counter() - started) * 1000,
         }
         yield answer.model_copy(update={"timings_ms": {k: round(v, 2) for k, v in timings.items()}})
+
+    def _answer(self, standalone: str, hits: list[Hit], query_vector: np.ndarray, focus: Focus | None) -> Draft:
+        if focus is not None:
+            return self.extractive.answer(standalone, hits, query_vector, focus=focus)
+        return self.answerer.answer(standalone, hits, query_vector)
 
     def _gate(self, question: str, standalone: str, draft: Draft, hits: list[Hit]) -> Answer:
         """Verify every citation against the document text; never return an unbacked marker."""

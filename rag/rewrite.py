@@ -11,6 +11,7 @@ was searched, so it stays readable: ``What did Russia build with them (microelec
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from rag.answer_types import AType, candidates
 from rag.lexical import stopwords, words
@@ -65,6 +66,17 @@ def _original_case(text: str, word: str) -> str:
     return m.group(0) if m else word
 
 
+@dataclass(frozen=True)
+class Rewrite:
+    """A follow-up made standalone: ``standalone`` is searched and shown; ``focus`` is what the
+    answer must be about. They differ when a pronoun was resolved to what the last answer named:
+    the last question's other words still help to find the passage, but a sentence matching them
+    is the one that answered the last turn, not this one."""
+
+    standalone: str
+    focus: str
+
+
 def rewrite(question: str, history: list[Turn]) -> str:
     """The standalone form of ``question`` given earlier turns (oldest first).
 
@@ -72,13 +84,18 @@ def rewrite(question: str, history: list[Turn]) -> str:
     ...         [Turn(question="What share of microelectronics came from China?", answer="90%")])
     'What did Russia build with them (microelectronics, China)?'
     """
+    return rewrite_parts(question, history).standalone
+
+
+def rewrite_parts(question: str, history: list[Turn]) -> Rewrite:
+    """The standalone question and its focus (see ``Rewrite``)."""
     question = " ".join(question.split())
     if not history or not is_follow_up(question):
-        return question
+        return Rewrite(question, question)
     return _carry_forward(question, standalone_history(history)[-1], history[-1])
 
 
-def _carry_forward(question: str, previous: str, last: Turn) -> str:
+def _carry_forward(question: str, previous: str, last: Turn) -> Rewrite:
     core = _LEADING.sub("", question).strip() or question
     core = core[0].upper() + core[1:]
     body, mark = (core[:-1], "?") if core.endswith("?") else (core, "?")
@@ -95,12 +112,15 @@ def _carry_forward(question: str, previous: str, last: Turn) -> str:
         # pronoun most likely points at what the last answer named, so that comes first; the
         # last question's words follow ("When did that call take place?" needs "call").
         carry.extend(_original_case(short, w) for w in antecedent[: _MAX_CARRY // 2])
+    resolved = len(carry)  # what a pronoun was resolved to
     for w in content_words(previous):
         if w not in present and len(carry) < _MAX_CARRY and _original_case(previous, w) not in carry:
             carry.append(_original_case(previous, w))
     if not carry:
-        return core
-    return f"{body.rstrip()} ({', '.join(carry)}){mark}"
+        return Rewrite(core, core)
+    standalone = f"{body.rstrip()} ({', '.join(carry)}){mark}"
+    focus = f"{body.rstrip()} ({', '.join(carry[:resolved])}){mark}" if resolved else standalone
+    return Rewrite(standalone, focus)
 
 
 def standalone_history(history: list[Turn]) -> list[str]:
@@ -108,5 +128,5 @@ def standalone_history(history: list[Turn]) -> list[str]:
     out: list[str] = []
     for i, turn in enumerate(history):
         q = " ".join(turn.question.split())
-        out.append(_carry_forward(q, out[-1], history[i - 1]) if i and is_follow_up(q) else q)
+        out.append(_carry_forward(q, out[-1], history[i - 1]).standalone if i and is_follow_up(q) else q)
     return out

@@ -54,3 +54,14 @@ def test_long_histories_stay_fast() -> None:
     started = time.perf_counter()
     rewrite("and then?", turns)
     assert time.perf_counter() - started < 5  # linear, not exponential, in the number of turns
+
+
+def test_focus_keeps_what_the_pronoun_resolved_to_and_drops_the_last_questions_words() -> None:
+    from rag.rewrite import rewrite_parts
+
+    turn = Turn(question="What made the harbour's exports jump last year?", answer="cheap liquefied gas")
+    got = rewrite_parts("Where does the harbour buy it?", [turn])
+    assert "liquefied" in got.standalone and "exports" in got.standalone  # searched with both
+    assert "liquefied" in got.focus and "exports" not in got.focus  # answered about the gas
+    plain = rewrite_parts("and what did Russia build with them?", [FIRST])
+    assert plain.focus == plain.standalone  # "90%" names nothing: the last question is the context
