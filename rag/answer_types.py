@@ -54,13 +54,28 @@ _PLACE_NOUNS = (
 )
 _ORG_NOUNS = (
     r"(?:company|companies|organi[sz]ations?|agency|agencies|bank|banks|party|parties|government|institution|"
-    r"institutions|university|universities|college|school|newspaper|network|army|group|groups|team|command|"
+    r"institutions|university|universities|college|school|newspaper|network|army|group|team|command|"
     r"department|ministry|court|council|committee|body|outlet|firm|firms|manufacturer|manufacturers|supplier|"
-    r"suppliers|corporation|corporations|business|businesses|lender|lenders|fund|funds|union|alliance|club)"
+    r"suppliers|corporation|corporations|lender|lenders|union|alliance|club)"
 )
-# A question that names the kind of answer it wants ("which official", "the name of the company")
-# needs a sentence holding a name of that kind; "who" alone is answered in too many shapes.
-_EXPLICIT_KIND = _Q(rf"\b(what|which) {_MODS}({_PERSON_NOUNS}|{_PLACE_NOUNS}|{_ORG_NOUNS})\b|\bname of (the|a|an|this|that) {_MODS}\w+")
+# A question that names the kind of answer it wants ("which official", "what city") needs a
+# sentence holding a name of that kind; "who" alone is answered in too many shapes. Only kinds
+# whose instances are named: "which officials" is often answered "U.S. officials", "which
+# region" with "the east".
+_NAMED_PERSON_NOUNS = (
+    r"(?:person|man|woman|official|president|leader|king|queen|emperor|general|commander|secretary|scientist|"
+    r"author|writer|player|minister|senator|ruler|explorer|artist|composer|spokesman|spokeswoman|spokesperson|"
+    r"ceo|director|judge|lawmaker|diplomat|envoy|ambassador|founder|inventor|politician|candidate|governor|mayor|"
+    r"chairman|economist|engineer|physicist|mathematician|philosopher|theologian|poet|architect|pope|bishop|admiral)"
+)
+_NAMED_PLACE_NOUNS = (
+    r"(?:country|countries|city|cities|state|states|capital|nation|nations|continent|island|river|province|"
+    r"county|town|village|sea|ocean|mountain)"
+)
+_EXPLICIT_KIND = _Q(
+    rf"\b(what|which) {_MODS}({_NAMED_PERSON_NOUNS}|{_NAMED_PLACE_NOUNS})\b"
+    rf"|\bname of (the|a|an|this|that) {_MODS}({_NAMED_PERSON_NOUNS}|{_NAMED_PLACE_NOUNS})\b"
+)
 
 _QUESTION_RULES: list[tuple[re.Pattern[str], AType]] = [
     (_Q(r"\b(what|which)\s+(share|percent(age)?|proportion|fraction|portion|rate)\b|\bwhat %|\bpercent"), AType.PERCENT),
