@@ -1,5 +1,8 @@
 """Fit the extractive answerer's two logistic models on the public SQuAD slice, and calibrate.
 
+The sentence model (does this sentence answer?) and the answerability model (is the question
+answered at all?) of rag/answer.py.
+
     .venv/bin/python benchmarks/fit_answerer.py      # ~4 min on 2 cores; caches to /tmp
 
 1. Writes ../shared/data/squad2-dev as one text file per article, ingests them into one index
@@ -11,23 +14,21 @@
 3. Sentence model: logistic regression, article-grouped 5-fold cross-validation (every figure
    printed is measured on articles the model did not see), then refit on all articles.
 4. Selection policy grid (sentences cited, runner-up ratio) -> answer-in-cited vs characters.
-5. Refusal: the trade-off of a threshold on the lead sentence's probability between false
-   refusals of answerable questions and refusals of (a) the same questions with their gold
-   paragraph removed from the index, later passages moving up ("the article does not say") and
-   (b) SQuAD's adversarial unanswerable questions (false premises written to match the text,
-   which lexical and embedding features cannot tell apart; reported, not tuned for).
-   A question-level logistic model on more features did little better held-out (printed for
-   comparison), so the plain threshold stays.
-The printed WEIGHTS/BIAS are what rag/answer.py carries; the refusal table is quoted there.
+5. Refusal: the trade-off between false refusals of answerable questions and refusals of
+   (a) the same questions with their gold paragraph removed from the index, later passages
+   moving up ("the article does not say") and (b) SQuAD's adversarial unanswerable questions
+   (false premises written to match the text, which lexical and embedding features cannot
+   tell apart; reported, not tuned for), for a plain threshold on the lead sentence's
+   probability and for the answerability model (article-grouped CV, trained on (a) only).
+The printed WEIGHTS/BIAS and ANSWERABILITY_WEIGHTS/BIAS are what rag/answer.py carries; the
+refusal tables are quoted there.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -38,7 +39,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.answer import FEATURES, ExtractiveAnswerer  # noqa: E402
+from rag.answer import BASE_FEATURES, FEATURES, ExtractiveAnswerer, answerability_features, with_relative  # noqa: E402
 from rag.answer_types import expected_type, holds, required_type  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
 from rag.config import Settings  # noqa: E402
@@ -86,7 +87,9 @@ def collect(assistant: Assistant, questions: list[dict], top_k: int) -> list[dic
             "question": q["question"],
             "wanted": expected_type(q["question"]).value,
             "impossible": q["impossible"],
-            "x": np.stack([s.features for s in scored]) if scored else np.zeros((0, len(FEATURES)), np.float32),
+            # The sentence's own features; the relative ones depend on which candidates are seen
+            # (``view``) and are computed there.
+            "x": np.stack([s.features[: len(BASE_FEATURES)] for s in scored]) if scored else np.zeros((0, len(BASE_FEATURES)), np.float32),
             "y": np.array([s.source == q["source"] and any(s.start <= a and b <= s.end for a, b in q["spans"]) for s in scored], bool),
             "rank": np.array([s.hit_rank for s in scored], int),
             "in_gold_paragraph": np.array([s.source == q["source"] and p0 <= s.start < p1 for s in scored], bool),
@@ -98,7 +101,7 @@ def collect(assistant: Assistant, questions: list[dict], top_k: int) -> list[dic
     return rows
 
 
-RANK = FEATURES.index("rank")
+RANK = BASE_FEATURES.index("rank")
 
 
 def view(row: dict, passages: int, removed: bool = False) -> dict:
@@ -117,7 +120,8 @@ def view(row: dict, passages: int, removed: bool = False) -> dict:
         rank = rank - np.searchsorted(gone, rank)
         x[:, RANK] = 1.0 / (1.0 + rank)
     keep &= rank < passages
-    return {**row, "x": x[keep], "rank": rank[keep], **{k: row[k][keep] for k in ("y", "in_gold_paragraph", "length", "lacks")}}
+    x = with_relative(x[keep]) if keep.any() else np.zeros((0, len(FEATURES)), np.float32)
+    return {**row, "x": x, "rank": rank[keep], **{k: row[k][keep] for k in ("y", "in_gold_paragraph", "length", "lacks")}}
 
 
 def fit_lr(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
@@ -149,30 +153,6 @@ def select(row: dict, logits: np.ndarray, max_sentences: int, ratio: float, budg
             chosen.append(j)
             room -= row["length"][j]
     return chosen
-
-
-_WH_WORDS = ("what", "which", "who", "when", "where", "why", "how")
-
-
-def logit(p: float) -> float:
-    p = min(max(p, 1e-4), 1 - 1e-4)
-    return math.log(p / (1 - p))
-
-
-def answerability_features(question: str, lead: np.ndarray, p_lead: float, p_second: float) -> np.ndarray:
-    """Question-level features for the answerability model (a comparison; not used by rag).
-
-    ``lead`` is the sentence features of the sentence the answer would lead with (the best one
-    holding the type asked for), ``p_second`` the best probability of the other sentences that
-    could answer (hold that type): a lone clear winner is more credible than one of several
-    near-equal sentences. Sentences that cannot answer are left out: a close match that names no
-    number must not vouch for a number found elsewhere. The wh-words and the question's length let the model learn
-    that "why" and "how" questions are matched by their words less closely than "when" ones.
-    """
-    q = question.lower()
-    wh = [1.0 if re.search(rf"\b{w}\b", q) else 0.0 for w in _WH_WORDS]
-    head = [logit(p_lead), logit(p_second)]
-    return np.concatenate([head, lead, wh, [min(len(q.split()), 40) / 20.0]]).astype(np.float32)
 
 
 def question_features(v: dict, w: np.ndarray, b: float) -> tuple[np.ndarray, float] | None:
@@ -268,13 +248,13 @@ def main() -> None:
     p_lead = np.array([f[1] if f is not None else 0.0 for _, f, _ in kinds])
     art = np.array([a for _, _, a in kinds])
     #    (a) A plain threshold on the lead sentence's probability.
-    #        This is what rag.answer does.
-    #    (b) For comparison, a question-level logistic model (answerable vs answer removed) over
-    #        the lead sentence's features, the runner-up's probability and the wh-words
-    #        (``answerability_features``), article-grouped CV again. At equal false refusals it
-    #        refuses about 2 points more answer-removed questions: not worth a second model.
-    #        (With the probability of the best sentence of any type as a feature it gained 6
-    #        points on SQuAD, but then vouched for numbers in sentences that do not answer.)
+    #    (b) A question-level logistic model (answerable vs answer removed) over the lead
+    #        sentence's features, the runner-up's probability and the wh-words
+    #        (``answerability_features``), article-grouped CV again: what rag.answer does. With
+    #        the relative sentence features it refuses about 15 points more answer-removed
+    #        questions than (a) at equal false refusals. (The probability of the best sentence
+    #        of any type is deliberately not a feature: it gained on SQuAD but then vouched for
+    #        numbers found in sentences that do not answer.)
     score = np.zeros(len(kind))
     for held in folds:
         train = has & (kind != "adversarial") & ~np.isin(art, list(held))
@@ -301,8 +281,11 @@ def main() -> None:
     train = [r for r in cut if not r["impossible"] and len(r["x"])]
     w, b = fit_lr(np.concatenate([r["x"] for r in train]), np.concatenate([r["y"] for r in train]))
     print("WEIGHTS = [" + ", ".join(f"{x:.3f}" for x in w) + f"], BIAS = {b:.3f}")
+    train_q = has & (kind != "adversarial")
+    w_q, b_q = fit_lr(x_q[train_q], (kind[train_q] == "answerable").astype(int))
+    print("ANSWERABILITY_WEIGHTS = [" + ", ".join(f"{x:.3f}" for x in w_q) + f"], ANSWERABILITY_BIAS = {b_q:.3f}")
     out.update({"policy": grid, "refusal_plain_threshold": plain, "refusal_answerability_model": model,
-                "weights": w.tolist(), "bias": b,
+                "weights": w.tolist(), "bias": b, "answerability_weights": w_q.tolist(), "answerability_bias": b_q,
                 "features": list(FEATURES)})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rag.answer import Focus, REFUSAL_TEXT, Draft, ExtractiveAnswerer
+from rag.answer import REFUSAL_TEXT, Draft, ExtractiveAnswerer, Focus
 from rag.catalog import DocumentInfo
 from rag.citations import enforce_citations
 from rag.config import Settings
