@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.answer import BASE_FEATURES, FEATURES, ExtractiveAnswerer, answerability_features, with_relative  # noqa: E402
-from rag.answer_types import expected_type, holds, required_type  # noqa: E402
+from rag.answer_types import expected_type, holds, requirement  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
 from rag.config import Settings  # noqa: E402
 
@@ -80,7 +80,7 @@ def collect(assistant: Assistant, questions: list[dict], top_k: int) -> list[dic
     for n, (q, vector) in enumerate(zip(questions, vectors)):
         hits = assistant.retriever.retrieve(q["question"], top_k=top_k, query_vector=vector)
         scored = answerer.score_sentences(q["question"], hits, vector)
-        required = required_type(q["question"])
+        required = requirement(q["question"])
         p0, p1 = q["paragraph"]
         rows.append({
             "article": q["source"],

@@ -27,7 +27,7 @@ from rag.answer_types import (
     compatible,
     expected_type,
     holds,
-    required_type,
+    requirement,
 )
 from rag.catalog import SentenceRow
 from rag.config import AnswerSettings
@@ -52,18 +52,18 @@ RELATIVE = ("cos", "lex", "ctx_lex", "bigram", "lex_mass", "window", "chunk_cos"
 FEATURES = BASE_FEATURES + tuple(f"{f}_rel" for f in RELATIVE)
 _RELATIVE_COLUMNS = [BASE_FEATURES.index(f) for f in RELATIVE]
 WEIGHTS = np.array(
-    [0.129, 0.364, 1.337, 0.831, -0.209, 1.586, 0.597, 0.605, 0.992, 1.601, -1.812, -0.564, 0.042,
-     2.425, 1.309, 2.857, 1.058, 0.354, 2.434, 3.897],
+    [0.241, 0.383, 1.368, 0.832, -0.202, 1.588, 0.489, 0.572, 1.556, 1.512, -1.896, -0.527, 0.088,
+     2.511, 1.288, 2.919, 0.999, 0.488, 2.415, 3.781],
     dtype=np.float32,
 )
-BIAS = -3.803
+BIAS = -3.805
 ANSWERABILITY_WEIGHTS = np.array(
-    [0.708, -0.034, 4.428, 1.623, -1.563, -0.141, 0.681, -0.706, -0.413, 0.116, 1.436, -2.282, 0.094, 0.383,
-     -0.151, -4.636, -1.920, 1.013, -1.013, -1.755, 0.621, 5.496, 0.202, 0.259, -0.184, -0.084, -0.194, -0.261,
-     0.410, -1.970],
+    [0.743, -0.033, 4.410, 1.613, -1.565, -0.144, 0.659, -0.776, -0.439, 0.170, 2.092, -2.345, 0.215, 0.359,
+     -0.158, -4.378, -2.359, 0.913, -1.042, -2.263, 0.507, 5.425, 0.182, 0.260, -0.207, -0.089, -0.218, -0.265,
+     0.413, -1.841],
     dtype=np.float32,
 )
-ANSWERABILITY_BIAS = -0.874
+ANSWERABILITY_BIAS = -0.735
 # Answerability: a question-level logistic model over the lead sentence (the best one, or the
 # best one holding an answer of the type asked for; see ``answer``): its probability and all its
 # features, the best probability among the other sentences that could answer, the wh-words and
@@ -73,9 +73,9 @@ ANSWERABILITY_BIAS = -0.874
 # Refuse when the answerability is below REFUSAL_THRESHOLD. Held-out SQuAD articles, refusals of
 # answerable questions / of the same questions with the answer removed / of SQuAD's adversarial
 # unanswerable ones (false premises that match the text word for word):
-# 0.10 -> 0.9% / 27% / 3%; 0.20 -> 5.0% / 48% / 8%; 0.30 -> 9.4% / 64% / 16%.
-# A plain threshold on the lead sentence's probability does worse at every point (4.8% / 33% /
-# 9% at 0.18; 6.3% / 41% / 12% at 0.22). Removing a paragraph from SQuAD leaves its article's
+# 0.10 -> 1.3% / 27% / 3%; 0.20 -> 5.0% / 48% / 9%; 0.30 -> 9.3% / 64% / 16%.
+# A plain threshold on the lead sentence's probability does worse at every point (4.9% / 33% /
+# 9% at 0.18; 6.4% / 41% / 12% at 0.22). Removing a paragraph from SQuAD leaves its article's
 # other paragraphs, on the same subject, in the index: a hard case, harder than a news article
 # that simply does not say. RAG_ANSWER__REFUSAL_THRESHOLD moves along the curve.
 REFUSAL_THRESHOLD = 0.20
@@ -312,7 +312,9 @@ class ExtractiveAnswerer:
                 1.0 / (1.0 + rank),
                 min(len(sentence), 400) / 400.0,
                 bigram_overlap(q_tokens, stems),
-                min(sum(lexical.idf(t) for t in q_tokens if t in tokens), 30.0) / 10.0,
+                # Matched idf mass in units of the index's largest idf, so that the feature means
+                # the same in a one-article index as in a large one (raw idf grows with size).
+                min(sum(lexical.idf(t) for t in q_tokens if t in tokens) / lexical.max_idf(), 4.0) / 2.0,
                 hit.dense_score or 0.0,
                 neighbour_cos,
                 max((window_coverage(q_tokens, text, row.start, row.end, c, lexical) for c in typed), default=0.0),
@@ -339,7 +341,7 @@ class ExtractiveAnswerer:
             question, scored = focus.question, self.score_sentences(focus.question, hits, focus.vector)
             for s in scored:
                 s.support = max(s.prob, broad.get((s.doc_id, s.idx), 0.0))
-        required = required_type(question)
+        required = requirement(question)
         if scored and required is not None and not holds(required, scored[0].typed):
             # The question asks for a number, a date, a named kind of thing...: a sentence that
             # holds none cannot answer it, however close its words are. The best sentence that
@@ -364,7 +366,7 @@ class ExtractiveAnswerer:
     def answerability(question: str, scored: list[ScoredSentence]) -> float:
         """The probability that ``scored[0]`` (the lead sentence) answers ``question``."""
         lead = scored[0]
-        required = required_type(question)
+        required = requirement(question)
         p_second = max((s.support for s in scored[1:] if required is None or holds(required, s.typed)), default=0.0)
         x = answerability_features(question, lead.features, lead.support, p_second)
         return sigmoid(float(x @ ANSWERABILITY_WEIGHTS) + ANSWERABILITY_BIAS)

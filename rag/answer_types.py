@@ -79,7 +79,8 @@ _EXPLICIT_KIND = _Q(
 
 _QUESTION_RULES: list[tuple[re.Pattern[str], AType]] = [
     (_Q(r"\b(what|which)\s+(share|percent(age)?|proportion|fraction|portion|rate)\b|\bwhat %|\bpercent"), AType.PERCENT),
-    (_Q(r"\bhow much\b.*\b(cost|pay|paid|spend|spent|worth|price|money|fund|budget|raise|earn)|\bhow much (money|cash|funding)\b|\b(what|which) (price|amount of money|sum)\b"), AType.MONEY),
+    (_Q(r"\bhow much\b.*\b(cost|pay|paid|spend|spent|worth|price|money|fund|budget|raise|earn)|\bhow much (money|cash|funding)\b|\b(what|which) (price|amount of money|sum)\b"
+        r"|\b(dollar|euro|monetary|cash|market) (value|amount|figure|cost)\b|\bwhat (is|was|were|will be) the (cost|price|budget|bill|fee|fine|salary)\b"), AType.MONEY),
     (_Q(r"\bhow long\b(?!.*\b(ago|since)\b)|\bfor how long\b|\bwhat (duration|period of time)\b"), AType.DURATION),
     (_Q(r"\bhow (many|much|far|tall|high|old|large|big|heavy|wide|deep|fast|often)\b|\bwhat (number|amount|quantity|size|population|length|height|speed|distance|temperature)\b|\bwhich number\b"), AType.NUMBER),
     (_Q(r"^\s*when\b|\bwhen (did|was|were|is|will|do|does|had)\b|\b(what|which|in what|in which) (year|date|month|day|decade|century|time|era|period)\b|\bhow long ago\b|\bsince when\b"), AType.DATE),
@@ -121,12 +122,34 @@ def required_type(question: str) -> AType | None:
     return None
 
 
-def holds(required: AType, found: list[Candidate]) -> bool:
-    """Whether typed candidates ``found`` (already compatible with the question) include one of
-    the ``required`` kind; a person asked for by kind must be a person's name, not a country."""
-    if required is AType.PERSON:
-        return any(c.type in (AType.PERSON, AType.NAME) for c in found)
-    return bool(found)
+_COUNT = _Q(r"\bhow many\b|\bwhat number of\b")
+
+
+def requirement(question: str) -> frozenset[AType] | None:
+    """The candidate types of which a sentence must hold one to answer ``question`` (None: no check).
+
+    Stricter than ``compatible``: "how many drones?" is not answered by "90%", "how much did it
+    cost?" not by "12,000 homes", "which official?" not by "Russia".
+    """
+    required = required_type(question)
+    if required is None:
+        return None
+    if required is AType.NUMBER and _COUNT.search(question.lower()):
+        return frozenset({AType.NUMBER})
+    if required is AType.MONEY and re.search(r"\bhow much of\b", question.lower()):
+        return frozenset({AType.MONEY, AType.PERCENT, AType.NUMBER})  # "how much of the budget?": a share will do
+    strict = {
+        AType.PERSON: {AType.PERSON, AType.NAME},
+        AType.PLACE: {AType.PLACE, AType.NAME},
+        AType.ORG: {AType.ORG, AType.NAME},
+        AType.NUMBER: {AType.NUMBER, AType.PERCENT, AType.MONEY, AType.DURATION},
+    }
+    return frozenset(strict.get(required, {required}))
+
+
+def holds(needed: frozenset[AType], found: list[Candidate]) -> bool:
+    """Whether the typed candidates ``found`` include one of a type in ``needed``."""
+    return any(c.type in needed for c in found)
 
 
 _MONTHS = r"(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan\.|Feb\.|Mar\.|Apr\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.)"
@@ -162,7 +185,14 @@ _ORG_WORDS = frozenset(
     "inc inc. corp corp. corporation company co. ltd ltd. llc university college institute school bank party "
     "army navy command congress parliament senate council committee department ministry agency administration "
     "association society union league federation foundation church court commission office bureau group "
-    "times post news network press reuters cnn bbc nato un eu".split()
+    "times post news network press reuters cnn bbc nato un eu partners holdings group capital industries "
+    "systems technologies motors airlines energy pharmaceuticals labs media shipping logistics consulting "
+    "ventures enterprises associates brothers trust fund".split()
+)
+# "the engineering firm Oskarsson Partners": a name right after one of these is an organisation.
+_ORG_BEFORE = re.compile(
+    r"\b(?:firm|company|companies|group|bank|agency|manufacturer|maker|supplier|lender|carrier|airline|"
+    r"start-?up|conglomerate|insurer|retailer|publisher|broadcaster|contractor|developer|operator)\s$"
 )
 _PLACES = frozenset(
     "africa america americas antarctica asia australia europe oceania arctic atlantic pacific mediterranean "
@@ -264,8 +294,8 @@ def _number_span(text: str, a: int, b: int) -> tuple[int, int]:
     words = text[a:b].split(" ")
     if len(words) > 1 and words[-1].lower() in stopwords():
         b = a + len(" ".join(words[:-1]))
-    if text[a:b].lower() in _WEAK_NUMBERS:
-        return a, a
+    if text[a:b].lower() in _WEAK_NUMBERS or words[0].lower() in ("twice", "once"):
+        return a, a  # "twice outside the town hall" counts nothing
     return a, b
 
 
@@ -288,6 +318,8 @@ def _name_type(text: str, a: int, name: str) -> AType:
     if all(w in _PLACES or w in {"new", "united", "states", "kingdom", "south", "north", "east", "west", "of", "the"} for w in words):
         return AType.PLACE
     before = text[max(0, a - 20) : a]
+    if _ORG_BEFORE.search(before):
+        return AType.ORG
     if re.search(rf"{_TITLES}\s$", before) or re.match(rf"{_TITLES}\s", name):
         return AType.PERSON
     if re.search(r"\b(?:in|at|from|to|near|across|into|throughout)\s$", before) and len(words) <= 3:

@@ -98,6 +98,10 @@ class LexicalIndex:
         d = self._df.get(token, 0)
         return math.log(1.0 + (n - d + 0.5) / (d + 0.5))
 
+    def max_idf(self) -> float:
+        """The idf of a token no chunk contains: the scale of this index's idf values."""
+        return math.log(1.0 + (max(self._n, 1) + 0.5) / 0.5)
+
     def document_frequency(self, token: str) -> int:
         return self._df.get(token, 0)
 
