@@ -3,12 +3,16 @@
 No generative model. For every sentence of the retrieved passages it computes a few features:
 embedding similarity to the question, idf-weighted coverage of the question's content words (in
 the sentence, and with its neighbours), whether it holds a candidate of the answer type the
-question wants (a percentage, a date, a person...), and the rank of its passage. A logistic model
-turns them into the probability that the sentence answers the question; its weights were fitted
-on the public SQuAD 2.0 slice with article-grouped cross-validation (``benchmarks/fit_answerer.py``)
-and are plain constants below. The answer is the best sentence, plus close runners-up within a
-citation budget; the short answer is the best typed span inside a cited sentence. When the best
-probability is under the refusal threshold the answer is an honest refusal.
+question wants (a percentage, a date, a person...), how close the question's words sit to that
+candidate, and the rank of its passage; several again relative to the best sentence's. A logistic
+model turns them into the probability that the sentence answers the question; its weights were
+fitted on the public SQuAD 2.0 slice with article-grouped cross-validation
+(``benchmarks/fit_answerer.py``) and are plain constants below. The answer leads with the best
+sentence that holds an answer of the kind asked for, plus close runners-up within a citation
+budget; the short answer is the typed span the question's words gather around. A second,
+question-level model decides whether the question is answered at all; under the refusal
+threshold, or when no sentence holds an answer of the kind asked for, the answer is an honest
+refusal.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ class AnswerSettings(BaseModel):
     max_sentences: int = Field(4, ge=1, le=20, description="most sentences cited per answer")
     max_cited_chars: int = Field(600, ge=50, description="citation budget per answer")
     refusal_threshold: float | None = Field(
-        None, description="score below which to refuse; None = the calibrated default"
+        None, description="answerability below which to refuse (0..1); None = the calibrated default, 0.20"
     )
     max_question_chars: int = Field(2000, ge=10)
 
