@@ -143,7 +143,8 @@ def idf_coverage(q_tokens: list[str], tokens: set[str], lexical: LexicalIndex) -
 
 _NAME_TYPES = frozenset({AType.PERSON, AType.PLACE, AType.ORG, AType.NAME})
 _TITLE_WORDS = frozenset(
-    ["president", "gen", "general", "secretary", "senator", "sen", "rep", "mr", "mrs", "ms", "dr", "prof", "professor", "king", "queen", "emperor", "prince", "princess", "pope", "saint", "st", "sir", "lord", "lady", "chancellor", "minister", "prime", "governor", "mayor"]
+    "president gen general secretary senator sen rep mr mrs ms dr prof professor king queen "
+    "emperor prince princess pope saint st sir lord lady chancellor minister prime governor mayor".split()
 )
 
 
@@ -212,8 +213,9 @@ def answerability_features(question: str, lead: np.ndarray, p_lead: float, p_sec
     holding the type asked for), ``p_second`` the best probability of the other sentences that
     could answer (hold that type): a lone clear winner is more credible than one of several
     near-equal sentences. Sentences that cannot answer are left out: a close match that names no
-    number must not vouch for a number found elsewhere. The wh-words and the question's length let the model learn
-    that "why" and "how" questions are matched by their words less closely than "when" ones.
+    number must not vouch for a number found elsewhere. The wh-words and the question's length
+    let the model learn that "why" and "how" questions are matched by their words less closely
+    than "when" ones.
     """
     q = question.lower()
     wh = [1.0 if re.search(rf"\b{w}\b", q) else 0.0 for w in _WH_WORDS]
@@ -423,8 +425,6 @@ class ExtractiveAnswerer:
 
 def _token_positions(text: str) -> list[tuple[int, int, str]]:
     """(start, end, stem) of each content token in ``text``."""
-    import re
-
     out = []
     for m in re.finditer(r"\w+", text):
         stem = tokenize(m.group(0))
