@@ -94,13 +94,15 @@ class LexicalIndex:
 
     def idf(self, token: str) -> float:
         """BM25-style idf, >0; a token no chunk contains gets the largest value."""
-        n = max(self._n, 1)
-        d = self._df.get(token, 0)
-        return math.log(1.0 + (n - d + 0.5) / (d + 0.5))
+        return self._idf(self._df.get(token, 0))
 
     def max_idf(self) -> float:
         """The idf of a token no chunk contains: the scale of this index's idf values."""
-        return math.log(1.0 + (max(self._n, 1) + 0.5) / 0.5)
+        return self._idf(0)
+
+    def _idf(self, df: int) -> float:
+        n = max(self._n, 1)
+        return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
     def document_frequency(self, token: str) -> int:
         return self._df.get(token, 0)
