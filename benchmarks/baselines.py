@@ -9,10 +9,10 @@
   retrieved nodes are what a ``CitationQueryEngine`` would show as sources, so they are its cited
   text; offsets are the nodes' ``start_char_idx``/``end_char_idx``.
 - ``BM25Chunks``: bm25s alone, over this project's sentence-aware chunks
-  (``rag.chunking.chunk_document``, default settings), tokenised the way bm25s's README does
+  (``rag.ingest.chunking.chunk_document``, default settings), tokenised the way bm25s's README does
   (English stop words, Snowball stemmer); the top 2 chunks are its cited text.
 
-Every system turns a question into an answer record of the shape ``rag.metrics`` scores
+Every system turns a question into an answer record of the shape ``rag.evals.metrics`` scores
 (``citations`` and ``retrieved`` with ``source``/``start``/``end``/``quote``). Follow-up questions
 reach the baselines as typed (they have no conversation memory); this project gets the history.
 """
@@ -98,7 +98,7 @@ class ThisProject:
         if self.embedding_cache is not None:
             from embed_cache import CachedEmbedder
 
-            from rag.embedding import SentenceTransformerEmbedder
+            from rag.index.embedding import SentenceTransformerEmbedder
 
             e = settings.embedding
             embedder = CachedEmbedder(SentenceTransformerEmbedder(e.model, e.batch_size, e.device), self.embedding_cache,
@@ -197,7 +197,7 @@ class BM25Chunks:
         self.chunks: list[dict[str, Any]] = []
 
     def prepare(self) -> None:
-        from rag.chunking import chunk_document
+        from rag.ingest.chunking import chunk_document
 
         chunk_document("warm-up", "Load the sentence splitter. Then index.")
         self._tokenize("warm up the tokenizer")
@@ -212,9 +212,9 @@ class BM25Chunks:
     def ingest(self, corpus: Path) -> dict[str, Any]:
         import bm25s
 
-        from rag.chunking import chunk_document
-        from rag.ingest import discover
-        from rag.readers import read_document
+        from rag.ingest.chunking import chunk_document
+        from rag.ingest.pipeline import discover
+        from rag.ingest.readers import read_document
 
         files, _ = discover([corpus])
         chunks = []

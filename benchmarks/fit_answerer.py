@@ -39,10 +39,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.answer import BASE_FEATURES, FEATURES, ExtractiveAnswerer, answerability_features, with_relative  # noqa: E402
-from rag.answer_types import expected_type, holds, requirement  # noqa: E402
+from rag.answering.extractive import (
+    BASE_FEATURES,
+    FEATURES,
+    ExtractiveAnswerer,
+    answerability_features,
+    with_relative,
+)  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
 from rag.config import Settings  # noqa: E402
+from rag.text.answer_kinds import expected_type, holds, requirement  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "data" / "squad2-dev" / "squad2-dev-public.json"
 
@@ -73,7 +79,7 @@ def write_articles(folder: Path) -> list[dict]:
 
 def collect(assistant: Assistant, questions: list[dict], top_k: int) -> list[dict]:
     """Per question: its candidate sentences (features, label, passage rank, gold-paragraph flag)."""
-    answerer = ExtractiveAnswerer(assistant.index, assistant.settings.answer)
+    answerer = ExtractiveAnswerer(assistant.settings.answer)
     rows = []
     started = time.perf_counter()
     vectors = assistant.index.embedder.embed([q["question"] for q in questions])  # one batched encode
@@ -137,7 +143,7 @@ def sentence_logits(row: dict, w: np.ndarray, b: float) -> np.ndarray:
 
 
 def select(row: dict, logits: np.ndarray, max_sentences: int, ratio: float, budget: int, confident: float = 1.0) -> list[int]:
-    """The answerer's selection policy (rag.answer.ExtractiveAnswerer._select) on logits."""
+    """The answerer's selection policy (rag.answering.extractive.ExtractiveAnswerer._select) on logits."""
     if not len(logits):
         return []
     probs = 1 / (1 + np.exp(-logits))
@@ -250,7 +256,7 @@ def main() -> None:
     #    (a) A plain threshold on the lead sentence's probability.
     #    (b) A question-level logistic model (answerable vs answer removed) over the lead
     #        sentence's features, the runner-up's probability and the wh-words
-    #        (``answerability_features``), article-grouped CV again: what rag.answer does. With
+    #        (``answerability_features``), article-grouped CV again: what rag.answering.extractive does. With
     #        the relative sentence features it refuses about 15 points more answer-removed
     #        questions than (a) at equal false refusals. (The probability of the best sentence
     #        of any type is deliberately not a feature: it gained on SQuAD but then vouched for

@@ -111,7 +111,7 @@ def _grow(backend: str, store: Path, sizes: list[int], corpus: Path, manifest: d
 
 
 def _pct(values: list[float], q: float) -> float:
-    from rag.metrics import percentile
+    from rag.evals.metrics import percentile
 
     return round(float(percentile(values, q)), 1)
 

@@ -34,9 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 from rag.assistant import Assistant  # noqa: E402
 from rag.config import Settings  # noqa: E402
-from rag.evaluate import open_assistant  # noqa: E402
-from rag.gold import GoldItem, load_gold  # noqa: E402
-from rag.metrics import contains_answer, percentile  # noqa: E402
+from rag.evals.gold import GoldItem, load_gold  # noqa: E402
+from rag.evals.metrics import contains_answer, percentile  # noqa: E402
+from rag.evals.run import open_assistant  # noqa: E402
 from rag.records import Answer  # noqa: E402
 
 OUTCOMES = ("kept", "repaired", "fallback", "refused")

@@ -1,11 +1,11 @@
-"""Quality figures for any system's answer records, computed with ``rag.metrics``.
+"""Quality figures for any system's answer records, computed with ``rag.evals.metrics``.
 
 For every answerable gold item (the baselines cannot refuse, so unanswerable items are scored
 only for this project's refusals):
 
 - ``answer_in_cited``: a gold answer (SQuAD-normalised, whole words) occurs in the text shown to
   the reader as support: this project's citation quotes, a baseline's retrieved passages
-  (``rag.metrics`` ``answer_in_citation``; a refusal shows nothing);
+  (``rag.evals.metrics`` ``answer_in_citation``; a refusal shows nothing);
 - ``answer_in_retrieved``: the same over the retrieved passages (this project: the top 5 chunks
   handed to the answerer; for the baselines the same as ``answer_in_cited``);
 - ``evidence_hit_rate``: some cited span overlaps a gold evidence span (offsets in the file text);
@@ -24,15 +24,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.evaluate import corpus_texts
-from rag.gold import GoldItem, load_gold, locate_evidence
-from rag.metrics import (
-    aggregate,
-    contains_answer,
-    percentile,
-    record_retrieved,
-    score_item,
-)
+from rag.evals.gold import GoldItem, load_gold, locate_evidence
+from rag.evals.metrics import aggregate, contains_answer, percentile, record_retrieved, score_item
+from rag.evals.run import corpus_texts
 
 SQUAD_JSON = ROOT.parent / "shared" / "data" / "squad2-dev" / "squad2-dev-public.json"
 SEED_GOLD = ROOT / "evals" / "gold" / "seed.jsonl"
@@ -41,7 +35,7 @@ SEED_CORPUS = ROOT / "corpus"
 
 def prepare_squad(work: Path) -> tuple[Path, Path]:
     """The SQuAD slice as ``rag squad`` writes it: ``work/squad/corpus`` and ``gold.jsonl``."""
-    from rag.squad import convert_squad
+    from rag.evals.squad import convert_squad
 
     out = work / "squad"
     if not (out / "gold.jsonl").is_file() or not any((out / "corpus").glob("*.txt")):

@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.config import Settings
-from rag.index import Index
-from rag.lexical import tokenize
+from rag.index.folder import Index
+from rag.text.tokens import tokenize
 
 
 def median_ms(fn: Callable[[str], object], questions: list[str]) -> float:

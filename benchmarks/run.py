@@ -51,7 +51,7 @@ import tables
 from growth import DEFAULT_SIZES, run_growth
 from speed import Calm, cold_ask, cold_serve, load, run_worker
 
-from rag.metrics import percentile
+from rag.evals.metrics import percentile
 
 SYSTEMS = ("rag-cite", "naive-llamaindex", "bm25")
 SEED_QUESTION = "What share of microelectronics came from China?"

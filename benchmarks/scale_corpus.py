@@ -14,7 +14,7 @@ Each generated document is a remix of one SQuAD article (articles taken in turn)
 
 So the text keeps the vocabulary, sentence lengths and topic mix of real articles (what the
 embedding model, BM25 and HNSW see), while no two chunks are the same: every document is cut
-with this project's own chunker (``rag.chunking.chunk_document``, default settings) and, if any
+with this project's own chunker (``rag.ingest.chunking.chunk_document``, default settings) and, if any
 of its chunks repeats one already generated, it is drawn again with the next attempt number
 (deterministic). Document ``n`` depends only on ``(seed, n, attempt)``, so the folder for 10k
 chunks starts with exactly the documents of the folder for 1k chunks, and the same command gives
@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.chunking import chunk_document
+from rag.ingest.chunking import chunk_document
 
 SQUAD = ROOT.parent / "shared" / "data" / "squad2-dev" / "squad2-dev-public.json"
 MANIFEST = "manifest.json"

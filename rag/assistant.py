@@ -2,7 +2,7 @@
 
 One Assistant holds one index's resources (no global state): two assistants on two indexes work
 side by side in one process, and one assistant serves concurrent threads. Every answer passes the
-citation gate (``rag.citations.enforce_citations``) before it is returned.
+citation gate (``rag.answering.citations.enforce_citations``) before it is returned.
 """
 
 from __future__ import annotations
@@ -17,18 +17,19 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rag.answer import REFUSAL_TEXT, Draft, ExtractiveAnswerer, Focus
-from rag.catalog import DocumentInfo
-from rag.citations import enforce_citations
+from rag.answering.citations import enforce_citations
+from rag.answering.draft import REFUSAL_TEXT, Draft
+from rag.answering.extractive import ExtractiveAnswerer, Focus
+from rag.answering.llm.generative import GenerativeAnswerer
+from rag.answering.rewrite import Rewrite, rewrite_parts
 from rag.config import Settings
-from rag.domain import Hit
-from rag.embedding import Embedder
+from rag.domain import DocumentInfo, Hit
 from rag.errors import QueryError
-from rag.index import Index
-from rag.ingest import IngestReport, ProgressFn, ingest
+from rag.index.embedding import Embedder
+from rag.index.folder import Index
+from rag.ingest.pipeline import IngestReport, ProgressFn, ingest
 from rag.records import Answer, RetrievedPassage, Turn
-from rag.retrieve import Filters, Retriever
-from rag.rewrite import Rewrite, rewrite_parts
+from rag.retrieval.hybrid import Filters, Retriever
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class Assistant:
         self.index = index
         self.settings = index.settings
         self.retriever = Retriever(index, self.settings.retrieval)
-        self.extractive = ExtractiveAnswerer(index, self.settings.answer)
+        self.extractive = ExtractiveAnswerer(self.settings.answer)
         self.answerer: Answerer = answerer or self._configured_answerer()
 
     @classmethod
@@ -114,9 +115,7 @@ class Assistant:
     def _configured_answerer(self) -> Answerer:
         if self.settings.answer.answerer == "extractive":
             return self.extractive
-        from rag.generative import GenerativeAnswerer  # imported only when an LLM is configured
-
-        return GenerativeAnswerer.from_settings(self.index, self.settings, fallback=self.extractive)
+        return GenerativeAnswerer.from_settings(self.settings, fallback=self.extractive)
 
     # -- asking -----------------------------------------------------------------------------
     def standalone_question(self, question: str, history: list[Turn]) -> str:
@@ -175,7 +174,7 @@ class Assistant:
         t_rewrite = time.perf_counter()
         query_vector = self.index.embed_query(standalone)
         # A follow-up whose pronoun was resolved has a narrower focus than what was searched;
-        # the extractive answerer picks its sentence for the focus (see rag.rewrite.Rewrite).
+        # the extractive answerer picks its sentence for the focus (see rag.answering.rewrite.Rewrite).
         use_focus = focus != standalone and self.answerer is self.extractive
         focus_arg = Focus(focus, self.index.embed_query(focus)) if use_focus else None
         streamer = getattr(self.answerer, "stream", None) if stream else None
@@ -249,7 +248,7 @@ class Assistant:
 
     # -- the index --------------------------------------------------------------------------
     def ingest(self, paths: Sequence[str | Path], prune: bool = False, progress: ProgressFn | None = None) -> IngestReport:
-        """Add or update the files under ``paths``; see ``rag.ingest.ingest``."""
+        """Add or update the files under ``paths``; see ``rag.ingest.pipeline.ingest``."""
         return ingest(self.index, [Path(p) for p in paths], prune=prune, progress=progress)
 
     def documents(self) -> list[DocumentInfo]:
@@ -265,9 +264,11 @@ class Assistant:
 
     def as_llamaindex_retriever(self, top_k: int | None = None, filters: Filters | None = None) -> Any:
         """This index's hybrid retriever as a llama-index ``BaseRetriever``."""
-        from rag.llamaindex import HybridRetriever
+        # Imported here, not at the top: llama-index takes ~1.4 s to import and only this
+        # method needs it (every `rag ask` would pay for it otherwise).
+        from rag.retrieval.llamaindex import HybridRetriever
 
-        return HybridRetriever(self, top_k=top_k, filters=filters)
+        return HybridRetriever(self.retriever, top_k=top_k, filters=filters)
 
     def close(self) -> None:
         """Release the answerer's resources (an in-process LLM server) and this thread's catalog."""

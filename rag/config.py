@@ -26,7 +26,7 @@ class EmbeddingSettings(BaseModel):
 
 
 class ChunkingSettings(BaseModel):
-    """How documents are cut into chunks of whole sentences (see benchmarks/chunk_size.py)."""
+    """How documents are cut into chunks of whole sentences."""
 
     chunk_chars: int = Field(500, ge=50, le=20_000)
     overlap_sentences: int = Field(1, ge=0, le=10)

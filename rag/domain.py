@@ -1,15 +1,22 @@
 """Domain records that flow through the pipeline: Document -> Chunk -> Hit.
 
-Invariants (tested in tests/test_domain.py and tests/test_chunking.py):
+Every layer may import this module; it imports nothing of the package. Invariants (tested in
+tests/test_chunking.py and tests/test_domain.py):
 - ``Chunk.text == document.text[chunk.start:chunk.end]``;
 - a chunk's sentence spans lie inside ``[start, end)`` and are in order;
-- ``Hit`` carries the chunk it scored, so offsets never get lost on the way to a citation.
+- ``Hit`` carries the chunk it scored, so offsets never get lost on the way to a citation, and
+  what the answerer reads (sentence rows, the document text, term statistics), all from one
+  catalog snapshot, so the answerer never opens the index.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+import numpy as np
 
 
 def content_hash(text: str) -> str:
@@ -71,9 +78,86 @@ def chunk_id(doc_id: str, index: int) -> str:
     return f"{doc_id}:{index:05d}"
 
 
+def sentence_id(doc_id: str, index: int) -> str:
+    """The vector store id of a document's ``index``-th sentence."""
+    return f"{doc_id}:s{index:05d}"
+
+
+def date_number(date: str | None) -> int:
+    """``YYYY-MM-DD`` as the integer YYYYMMDD (Chroma filters compare numbers); 0 when unknown."""
+    return int(date.replace("-", "")) if date else 0
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """A document's catalog row without its text."""
+
+    id: str
+    source: str
+    title: str
+    date: str | None
+    kind: str
+    sha256: str
+    n_chunks: int
+    n_chars: int
+
+
+@dataclass(frozen=True)
+class SentenceRow:
+    """A sentence of a stored document: its span and unit-length embedding."""
+
+    idx: int
+    start: int
+    end: int
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class VectorEntry:
+    """One sentence vector and where it lies: its document, span and containing chunks."""
+
+    id: str
+    vector: np.ndarray
+    doc_id: str
+    source: str
+    start: int
+    end: int
+    date: str | None
+    chunks: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TermStats:
+    """Document frequencies of the lexical index's chunks, and the idf computed from them."""
+
+    df: Mapping[str, int]
+    n: int  # number of chunks
+
+    def idf(self, token: str) -> float:
+        """BM25-style idf, >0; a token no chunk contains gets the largest value."""
+        return self._idf(self.df.get(token, 0))
+
+    def max_idf(self) -> float:
+        """The idf of a token no chunk contains: the scale of this index's idf values."""
+        return self._idf(0)
+
+    def _idf(self, df: int) -> float:
+        n = max(self.n, 1)
+        return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+
+EMPTY_STATS = TermStats({}, 0)
+
+
 @dataclass(frozen=True)
 class Hit:
-    """A retrieved chunk with its fused score and the per-retriever ranks that produced it."""
+    """A retrieved chunk with its fused score and the per-retriever ranks that produced it.
+
+    The retriever also attaches what an answerer reads, from the same catalog snapshot: the
+    chunk's sentence rows with one neighbour on each side (``sentences``; ``first``..``last``
+    are the chunk's own sentence indices), the document's exact text, and the lexical index's
+    term statistics (shared by all hits of one question).
+    """
 
     chunk: Chunk
     source: str
@@ -81,3 +165,8 @@ class Hit:
     dense_rank: int | None = None
     lexical_rank: int | None = None
     dense_score: float | None = None
+    sentences: tuple[SentenceRow, ...] = field(default=(), repr=False)
+    first: int = 0
+    last: int = -1
+    document_text: str = field(default="", repr=False)
+    terms: TermStats = field(default=EMPTY_STATS, repr=False)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 
 class RagError(Exception):
     """Base class; the CLI prints ``str(error)`` on one line and exits non-zero."""
@@ -21,3 +25,19 @@ class StoreError(RagError):
 
 class QueryError(RagError):
     """A question cannot be asked as given (empty, too long, bad filter)."""
+
+
+def disk_hint(folder: Path) -> str:
+    """Why a write may have failed, when the folder shows it: read-only, or a nearly full disk.
+
+    SQLite and Chroma word these faults obliquely ("disk I/O error" while SQLite opens on a
+    full disk, "Failed to apply logs to the metadata segment" from Chroma, "attempt to write a
+    readonly database"), so the one-line errors name the likely cause.
+    """
+    try:
+        if not os.access(folder, os.W_OK):
+            return " (the index folder is read-only)"
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return ""
+    return f" (only {free // 1024} KB free on its disk)" if free < 1_000_000 else ""

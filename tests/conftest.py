@@ -14,7 +14,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 from rag.config import Settings  # noqa: E402
-from rag.embedding import SentenceTransformerEmbedder  # noqa: E402
+from rag.index.embedding import SentenceTransformerEmbedder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"

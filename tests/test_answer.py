@@ -6,12 +6,10 @@ real embedded index; the pure parts are tested on hand-made inputs.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from rag.answer import (
+from rag.answering.extractive import (
     _RELATIVE_COLUMNS,
     BASE_FEATURES,
     FEATURES,
@@ -21,9 +19,11 @@ from rag.answer import (
     window_coverage,
     with_relative,
 )
-from rag.answer_types import AType, Candidate
 from rag.assistant import Assistant
+from rag.config import AnswerSettings
+from rag.domain import Chunk, Hit, TermStats
 from rag.records import Answer
+from rag.text.answer_kinds import AType, Candidate
 
 from .conftest import make_settings
 
@@ -140,13 +140,14 @@ def _sentence(text: str, prob: float, typed: list[Candidate]) -> ScoredSentence:
     return ScoredSentence("d", "d.txt", 0, 0, len(text), text, 0, np.zeros(len(FEATURES), np.float32), prob, typed, prob)
 
 
-def test_the_answer_leads_with_the_best_sentence_holding_the_kind_asked_for(monkeypatch: pytest.MonkeyPatch, toy: Assistant) -> None:
+def test_the_answer_leads_with_the_best_sentence_holding_the_kind_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
     close = _sentence("The plant heats homes in the town.", 0.8, [])
     counted = _sentence("It heats 12,000 homes.", 0.4, [Candidate(9, 21, "12,000 homes", AType.NUMBER)])
-    answerer = ExtractiveAnswerer(toy.index, toy.settings.answer)
+    answerer = ExtractiveAnswerer(AnswerSettings())  # pure: no index, only what the hits carry
+    hit = Hit(Chunk("d", 0, 0, 22, "It heats 12,000 homes."), "d.txt", 1.0, terms=TermStats({"home": 1}, 2))
     monkeypatch.setattr(answerer, "score_sentences", lambda *a: [close, counted])
     monkeypatch.setattr(ExtractiveAnswerer, "answerability", staticmethod(lambda q, scored: 0.9))
-    draft = answerer.answer("How many homes does the plant heat?", [object()], np.zeros(3))  # type: ignore[list-item]
+    draft = answerer.answer("How many homes does the plant heat?", [hit], np.zeros(3))
     assert not draft.refused and draft.sentences[0] is counted
     monkeypatch.setattr(answerer, "score_sentences", lambda *a: [close])
     assert answerer.answer("How many homes does the plant heat?", [object()], np.zeros(3)).refused  # type: ignore[list-item]

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer import typed_candidates
-from rag.answer_types import AType, Candidate, candidates, compatible, expected_type, holds, required_type, requirement
+from rag.text.answer_kinds import (
+    AType,
+    Candidate,
+    candidates,
+    compatible,
+    expected_type,
+    holds,
+    required_type,
+    requirement,
+    typed_candidates,
+)
 
 
 @pytest.mark.parametrize(

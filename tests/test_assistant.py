@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from rag.answering.citations import markers
 from rag.assistant import Assistant, clean_question
-from rag.citations import markers
 from rag.errors import QueryError
 from rag.records import Answer
 

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from rag.ingest.chunking import chunk_document
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-scale_corpus = pytest.importorskip("scale_corpus")
-tables = pytest.importorskip("tables")
-
-from rag.chunking import chunk_document
+# Plain imports, not importorskip: a broken import in benchmark code must fail the tests.
+import scale_corpus  # noqa: E402
+import tables  # noqa: E402
 
 SQUAD = scale_corpus.SQUAD
 needs_squad = pytest.mark.skipif(not SQUAD.is_file(), reason=f"{SQUAD} is not present")

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.bert_numpy import NumpyBert
-from rag.embedding import SentenceTransformerEmbedder, default_model_path
+from rag.index.bert_numpy import NumpyBert
+from rag.index.embedding import SentenceTransformerEmbedder, default_model_path
 
 TEXTS = [
     "What share of microelectronics came from China?",
@@ -48,6 +48,6 @@ def test_unsupported_models_are_declined(tmp_path: Path) -> None:
 def test_erf_approximation(value: float) -> None:
     import math
 
-    from rag.bert_numpy import _erf
+    from rag.index.bert_numpy import _erf
 
     assert abs(float(_erf(np.array([value], dtype=np.float32))[0]) - math.erf(value)) < 2e-7

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from rag.chunking import chunk_document, pack_sentences, split_sentences
+from rag.ingest.chunking import chunk_document, pack_sentences
+from rag.text.sentences import split_sentences
 
 from .conftest import CORPUS, SHARED
 

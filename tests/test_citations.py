@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.citations import enforce_citations, locate_quote, markers, verify_citation
+from rag.answering.citations import enforce_citations, locate_quote, markers, verify_citation
 from rag.records import Citation
 
 TEXT = "In 2023, 90% of Russia's microelectronics imports came from China, officials said."

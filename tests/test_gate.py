@@ -16,24 +16,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag import prompts
-from rag.answer import Draft
-from rag.citations import markers
-from rag.config import Settings
-from rag.domain import Chunk, Hit
-from rag.errors import ConfigError
-from rag.gate import (
+from rag.answering.citations import markers
+from rag.answering.draft import Draft
+from rag.answering.llm import prompts
+from rag.answering.llm.gate import (
     Passage,
     Verdict,
     clean_condensed,
     gate,
     numbers,
     parse_claim,
-    split_sentences,
+    split_claims,
 )
-from rag.generative import GenerativeAnswerer
+from rag.answering.llm.generative import GenerativeAnswerer
+from rag.answering.rewrite import rewrite
+from rag.config import Settings
+from rag.domain import Chunk, Hit
+from rag.errors import ConfigError
 from rag.records import Turn
-from rag.rewrite import rewrite
 from tests.conftest import CORPUS, SEED_SOURCE
 
 DOC = (CORPUS / SEED_SOURCE).read_text(encoding="utf-8")
@@ -177,7 +177,7 @@ def test_injected_instruction_never_answers_an_unrelated_question() -> None:
 
 def test_sentences_split_outside_quotes_and_after_abbreviations() -> None:
     raw = 'Gen. Chris Cavoli said so. [1] "It did. Really." U.S. officials agreed [2]. Next?'
-    assert split_sentences(raw) == [
+    assert split_claims(raw) == [
         'Gen. Chris Cavoli said so. [1] "It did. Really."',
         "U.S. officials agreed [2].",
         "Next?",
@@ -324,7 +324,7 @@ def test_configuration_mistakes_are_one_line_config_errors(tmp_path: Path, llm: 
     kind = "ollama" if "model" in llm else "gguf"
     settings = Settings(index_dir=tmp_path, answer={"answerer": kind}, llm=llm)
     with pytest.raises(ConfigError, match=message) as e:
-        GenerativeAnswerer.from_settings(None, settings, FakeExtractive())  # type: ignore[arg-type]
+        GenerativeAnswerer.from_settings(settings, FakeExtractive())  # type: ignore[arg-type]
     assert "\n" not in str(e.value)
 
 
@@ -332,6 +332,6 @@ def test_openai_needs_a_key_only_for_the_openai_service(tmp_path: Path, monkeypa
     monkeypatch.delenv("RAG_TEST_NO_KEY", raising=False)
     llm = {"api_key_env": "RAG_TEST_NO_KEY"}
     with pytest.raises(ConfigError, match="RAG_TEST_NO_KEY"):
-        GenerativeAnswerer.from_settings(None, Settings(index_dir=tmp_path, answer={"answerer": "openai"}, llm=llm), FakeExtractive())  # type: ignore[arg-type]
+        GenerativeAnswerer.from_settings(Settings(index_dir=tmp_path, answer={"answerer": "openai"}, llm=llm), FakeExtractive())  # type: ignore[arg-type]
     local = Settings(index_dir=tmp_path, answer={"answerer": "openai"}, llm={**llm, "base_url": "http://127.0.0.1:9/v1", "model": "m"})
-    assert GenerativeAnswerer.from_settings(None, local, FakeExtractive()).name == "openai:m"  # type: ignore[arg-type]
+    assert GenerativeAnswerer.from_settings(local, FakeExtractive()).name == "openai:m"  # type: ignore[arg-type]

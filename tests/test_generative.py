@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from rag.answering.citations import markers
+from rag.answering.rewrite import rewrite
 from rag.assistant import Assistant
-from rag.citations import markers
 from rag.config import Settings
 from rag.records import Answer, Turn
-from rag.rewrite import rewrite
 from tests.conftest import SEED_SOURCE, make_settings
 from tests.llm_server import LLMServer, missing_requirement, smollm2_path
 

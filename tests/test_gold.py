@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.gold import GoldError, load_gold, locate_evidence, parse_gold_line
-from rag.metrics import Span, normalize_answer
+from rag.evals.gold import GoldError, load_gold, locate_evidence, parse_gold_line
+from rag.evals.normalize import DocSpan, normalize_answer
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_GOLD = ROOT / "evals" / "gold" / "seed.jsonl"
@@ -87,7 +87,7 @@ def test_locate_evidence_finds_first_occurrence_and_reports_what_it_cannot_find(
         {"doc": "b.txt", "quote": "90% of it"},
     ]}))
     spans, problems = locate_evidence([item], texts.get)
-    assert spans == {"g1": [Span("a.txt", 3, 12)]}
+    assert spans == {"g1": [DocSpan("a.txt", 3, 12)]}
     assert len(problems) == 2
     assert "'not there'" in problems[0] and "'b.txt' is not in the corpus" in problems[1]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from rag.assistant import Assistant
+from rag.domain import sentence_id
 from rag.errors import StoreError
-from rag.index import Index
-from rag.store import sentence_id
+from rag.index.folder import Index
 
 from .conftest import CORPUS, ROOT, SEED_SOURCE, make_settings
 

@@ -9,26 +9,25 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.gold import GoldItem, parse_gold_line
-from rag.metrics import (
+from rag.evals.gold import GoldItem, parse_gold_line
+from rag.evals.metrics import (
     METRICS,
-    Span,
     aggregate,
     compare_metrics,
     contains_answer,
     exact_match,
     f1_score,
-    normalize_answer,
     outcome_changes,
     percentile,
     score_item,
 )
+from rag.evals.normalize import DocSpan, normalize_answer
 
 DOC = "doc.txt"
 TEXT = "Intro line.\nIn 2023, 90% of imports came from China. Tanks were built. The end."
 EVIDENCE_QUOTE = "In 2023, 90% of imports came from China."
 EV_START = TEXT.index(EVIDENCE_QUOTE)
-EVIDENCE = [Span(DOC, EV_START, EV_START + len(EVIDENCE_QUOTE))]
+EVIDENCE = [DocSpan(DOC, EV_START, EV_START + len(EVIDENCE_QUOTE))]
 TANKS = "Tanks were built."
 TANKS_START = TEXT.index(TANKS)
 
@@ -122,7 +121,7 @@ def test_overlap_needs_a_shared_character_in_the_same_document() -> None:
     s = score_item(record(citations=[touching, other_doc], retrieved=[(0, EV_START)]), gold(), EVIDENCE, text_of)
     assert s.evidence_hit is False and s.citations_on_evidence == 0 and s.evidence_covered == 0
     assert s.first_relevant_rank is None
-    assert Span(DOC, 0, 5).overlaps(Span(DOC, 4, 9)) and not Span(DOC, 0, 5).overlaps(Span(DOC, 5, 9))
+    assert DocSpan(DOC, 0, 5).overlaps(DocSpan(DOC, 4, 9)) and not DocSpan(DOC, 0, 5).overlaps(DocSpan(DOC, 5, 9))
 
 
 def test_answer_in_citation_needs_the_answer_inside_a_quote() -> None:
@@ -249,5 +248,5 @@ def test_an_answer_always_matches_itself(text: str) -> None:
 
 @given(st.integers(0, 50), st.integers(0, 50), st.integers(0, 50), st.integers(0, 50))
 def test_overlap_is_symmetric(a: int, b: int, c: int, d: int) -> None:
-    one, two = Span(DOC, min(a, b), max(a, b)), Span(DOC, min(c, d), max(c, d))
+    one, two = DocSpan(DOC, min(a, b), max(a, b)), DocSpan(DOC, min(c, d), max(c, d))
     assert one.overlaps(two) == two.overlaps(one)

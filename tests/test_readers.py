@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import IngestError
-from rag.readers import find_date, guess_title, read_document
+from rag.ingest.readers import find_date, guess_title, read_document
 
 from .conftest import CORPUS, SEED_SOURCE
 

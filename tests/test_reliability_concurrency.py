@@ -28,8 +28,7 @@ from typing import Any
 import pytest
 
 from rag.assistant import Assistant
-from rag.chunking import split_sentences
-from rag.records import Answer
+from rag.text.sentences import split_sentences
 
 from .conftest import ROOT, make_settings
 

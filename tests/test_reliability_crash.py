@@ -12,7 +12,7 @@ built from the catalog's current generation over the catalog's chunk ids; nothin
 Speed: a crash run that gets past embedding would spend 6-10 s importing torch on these 2
 cores. So the subprocess runs the real ``rag.cli`` app from this module's ``__main__`` with
 only the embedder's batch encode routed through the NumPy BERT pass the CLI already uses for
-questions (``rag.bert_numpy``; same vectors to cosine > 0.99999). ``test_the_plain_cli_dies_and
+questions (``rag.index.bert_numpy``; same vectors to cosine > 0.99999). ``test_the_plain_cli_dies_and
 _recovers_too`` runs the unmodified ``python -m rag.cli`` once; ``RAG_CRASH_REAL_CLI=1`` makes
 every case use it. The default run covers a representative subset of the points; the full
 matrix is marked ``slow`` (``scripts/test.sh -m slow -k crash``, about 3-4 minutes here).
@@ -32,8 +32,8 @@ import numpy as np
 import pytest
 
 from rag.assistant import Assistant
-from rag.index import LEXICAL_DIR, Index
-from rag.lexical import LexicalIndex
+from rag.index.folder import LEXICAL_DIR, Index
+from rag.index.lexical import LexicalIndex
 
 from .conftest import CORPUS, ROOT, SEED_SOURCE, make_settings
 
@@ -325,8 +325,8 @@ def _numpy_embed(self: object, texts: list[str]) -> np.ndarray:
 
 
 if __name__ == "__main__":
-    from rag.cli import app
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.cli.main import app
+    from rag.index.embedding import SentenceTransformerEmbedder
 
     _REAL_EMBED = SentenceTransformerEmbedder.embed
     SentenceTransformerEmbedder.embed = _numpy_embed  # type: ignore[method-assign]

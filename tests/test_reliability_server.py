@@ -31,7 +31,7 @@ import pytest
 
 from rag.assistant import Assistant
 from rag.errors import StoreError
-from rag.index import Index
+from rag.index.folder import Index
 
 from .conftest import CORPUS, SEED_SOURCE, make_settings
 from .test_reliability_crash import (

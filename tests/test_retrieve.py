@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.errors import QueryError
-from rag.retrieve import Filters, reciprocal_rank_fusion
+from rag.retrieval.hybrid import Filters, reciprocal_rank_fusion
 
 from .conftest import SEED_SOURCE
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from rag.answering.rewrite import is_follow_up, rewrite, standalone_history
 from rag.records import Turn
-from rag.rewrite import is_follow_up, rewrite, standalone_history
 
 FIRST = Turn(question="What share of microelectronics came from China?", answer="90% [1].")
 
@@ -57,7 +57,7 @@ def test_long_histories_stay_fast() -> None:
 
 
 def test_focus_keeps_what_the_pronoun_resolved_to_and_drops_the_last_questions_words() -> None:
-    from rag.rewrite import rewrite_parts
+    from rag.answering.rewrite import rewrite_parts
 
     turn = Turn(question="What made the harbour's exports jump last year?", answer="cheap liquefied gas")
     got = rewrite_parts("Where does the harbour buy it?", [turn])

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.catalog import DocumentInfo
+from rag.domain import DocumentInfo
 from rag.records import Answer, Citation
 from ui import render
 from ui.uploads import UploadRefused, safe_name, save_upload

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rag.assistant import Assistant
 from rag.config import Settings
-from rag.embedding import Embedder
+from rag.index.embedding import Embedder
 from tests.conftest import CORPUS, make_settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,7 +28,7 @@ from rag.assistant import Assistant
 from rag.config import AnswerSettings, Settings
 from rag.errors import ConfigError, RagError
 from rag.records import Answer
-from rag.retrieve import Filters
+from rag.retrieval.hybrid import Filters
 from ui import render
 from ui.assets import PAGE_CSS, PAGE_JS
 from ui.layout import build_layout
@@ -94,10 +94,10 @@ class ChatApp:
         if name == "extractive":
             return Assistant(self.base.index, answerer=self.base.extractive)
         try:
-            from rag.generative import GenerativeAnswerer
+            from rag.answering.llm.generative import GenerativeAnswerer
 
             configured = self.settings.with_overrides(answer={"answerer": name})
-            answerer = GenerativeAnswerer.from_settings(self.base.index, configured, fallback=self.base.extractive)
+            answerer = GenerativeAnswerer.from_settings(configured, fallback=self.base.extractive)
         except RagError:
             raise
         except Exception as e:  # a missing optional package or an unconfigured model

@@ -1,4 +1,5 @@
-"""The component tree of the UI and its event wiring; the handlers live in ``ui.app.ChatApp``.
+"""The component tree of the UI and its event wiring; the handlers live in ``ui.app.ChatApp``
+(which this module sees only through the ``Handlers`` protocol, so it never imports ``ui.app``).
 
 Element ids the page script and the browser tests rely on: ``rag-chat``, ``rag-question``,
 ``rag-ask``, ``rag-new``, ``rag-source-panel``, ``rag-cite-key``/``rag-cite-go`` (hidden),
@@ -7,7 +8,8 @@ Element ids the page script and the browser tests rely on: ``rag-chat``, ``rag-q
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import gradio as gr
 
@@ -15,8 +17,17 @@ from rag.config import Settings
 from ui import render
 from ui.uploads import UPLOAD_SUFFIXES
 
-if TYPE_CHECKING:
-    from ui.app import ChatApp
+
+class Handlers(Protocol):
+    """What the layout wires to its events (``ui.app.ChatApp`` implements it)."""
+
+    answerers: Any
+    respond: Callable[..., Any]
+    new_chat: Callable[..., Any]
+    show_source: Callable[..., Any]
+    corpus_outputs: Callable[..., Any]
+    add_files: Callable[..., Any]
+    api_ask: Callable[..., Any]
 
 _BRAND = (
     '<div class="rag-brand">rag-cite'
@@ -28,7 +39,7 @@ _PLACEHOLDER = (
 )
 
 
-def build_layout(app: ChatApp, settings: Settings) -> gr.Blocks:
+def build_layout(app: Handlers, settings: Settings) -> gr.Blocks:
     """Lay out the chat, source, settings and corpus panels and wire them to ``app``."""
     rows, summary_html, source_choices = app.corpus_outputs()
     top_k_max = max(20, settings.retrieval.top_k)

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from rag.catalog import DocumentInfo
+from rag.domain import DocumentInfo
 from rag.records import Answer, Citation
 
 _MARKER = re.compile(r"\[(\d+)\]")

@@ -1,0 +1,210 @@
+"""Hybrid retrieval: dense (Chroma) + BM25 candidates, fused with reciprocal rank fusion.
+
+Filters by source (exact names or a trailing-``*`` prefix) and by date range apply to both
+retrievers. An optional sentence-transformers ``CrossEncoder`` reranks the fused list. Each
+returned ``Hit`` carries what an answerer reads (its sentence rows and vectors, the document
+text and the BM25 term statistics), read from the index here, so answerers never open it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, replace
+from typing import Any
+
+from rag.config import RetrievalSettings
+from rag.domain import Hit, TermStats, chunk_id, date_number
+from rag.errors import ConfigError, QueryError
+from rag.index.folder import Index
+
+logger = logging.getLogger(__name__)
+
+
+def reciprocal_rank_fusion(
+    rankings: list[list[str]], k: int = 60, weights: list[float] | None = None
+) -> list[tuple[str, float]]:
+    """Fuse ranked id lists: score(id) = sum_i w_i / (k + rank_i(id)), ranks from 1.
+
+    RRF, Cormack, Clarke and Buettcher, SIGIR 2009. Ties keep first-seen order.
+
+    >>> reciprocal_rank_fusion([["a", "b"], ["b", "c"]], k=1)
+    [('b', 0.8333333333333333), ('a', 0.5), ('c', 0.3333333333333333)]
+    """
+    if k < 1:
+        raise ValueError(f"RRF constant k ({k}) must be at least 1")
+    weights = weights or [1.0] * len(rankings)
+    if len(weights) != len(rankings):
+        raise ValueError(f"{len(weights)} weights given for {len(rankings)} rankings")
+    scores: dict[str, float] = {}
+    for ranking, w in zip(rankings, weights):
+        for rank, item in enumerate(ranking, 1):
+            scores[item] = scores.get(item, 0.0) + w / (k + rank)
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict retrieval to some sources and/or a date range (ISO dates, inclusive)."""
+
+    sources: tuple[str, ...] = ()
+    date_from: str | None = None
+    date_to: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("date_from", "date_to"):
+            value = getattr(self, name)
+            if value is not None and not _is_iso_date(value):
+                raise QueryError(f"{name} ({value!r}) must be a date like 2024-04-13")
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise QueryError(f"date_from ({self.date_from}) is after date_to ({self.date_to})")
+
+    @property
+    def empty(self) -> bool:
+        return not (self.sources or self.date_from or self.date_to)
+
+
+def _is_iso_date(value: str) -> bool:
+    import datetime as dt
+
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return len(value) == 10
+
+
+class Retriever:
+    """Retrieves ``Hit``s for a question from one ``Index``."""
+
+    def __init__(self, index: Index, settings: RetrievalSettings) -> None:
+        self.index = index
+        self.settings = settings
+        self._reranker: Any = None
+        self._reranker_lock = threading.Lock()
+
+    def retrieve(
+        self,
+        question: str,
+        filters: Filters | None = None,
+        top_k: int | None = None,
+        query_vector: Any = None,
+    ) -> list[Hit]:
+        s = self.settings
+        top_k = top_k or s.top_k
+        filters = filters or Filters()
+        allowed = self._allowed_ids(filters)
+        if allowed is not None and not allowed:
+            return []
+        vector = self.index.embed_query(question) if query_vector is None else query_vector
+        dense = self._dense_chunks(vector, filters, allowed)
+        bm25 = self.index.lexical()
+        lexical = bm25.search(question, s.candidates, allowed)
+        fused = reciprocal_rank_fusion(
+            [[cid for cid, _ in dense], [cid for cid, _ in lexical]], s.rrf_k, [s.dense_weight, s.lexical_weight]
+        )
+        dense_rank = {cid: r for r, (cid, _) in enumerate(dense, 1)}
+        dense_sim = dict(dense)
+        lexical_rank = {cid: r for r, (cid, _) in enumerate(lexical, 1)}
+        pool = fused[: max(top_k * 3, top_k) if s.reranker else top_k]
+        chunks = self.index.catalog.chunks([cid for cid, _ in pool])
+        hits = [
+            Hit(chunks[cid][0], chunks[cid][1], score, dense_rank.get(cid), lexical_rank.get(cid), dense_sim.get(cid))
+            for cid, score in pool
+            if cid in chunks  # a chunk deleted by a concurrent ingest is simply left out
+        ]
+        if s.reranker:
+            hits = self._rerank(question, hits)
+        hits = hits[:top_k]
+        if s.keep_only_last and hits:
+            hits = hits[-1:]
+        return self._with_evidence(hits, bm25.stats)
+
+    def _with_evidence(self, hits: list[Hit], terms: TermStats) -> list[Hit]:
+        """The hits with their sentence rows (and one neighbour each side), text and term stats.
+
+        Called inside the caller's catalog snapshot, so offsets, vectors and text agree.
+        """
+        catalog = self.index.catalog
+        texts: dict[str, str] = {}
+        out = []
+        for hit in hits:
+            span = catalog.sentence_index_range(hit.chunk.id)
+            if span is None:  # deleted by a concurrent ingest: nothing to answer from
+                out.append(replace(hit, terms=terms))
+                continue
+            doc_id, first, last = span
+            if doc_id not in texts:
+                texts[doc_id] = catalog.text(doc_id) or ""
+            rows = tuple(catalog.sentences(doc_id, max(first - 1, 0), last + 1))
+            out.append(replace(hit, sentences=rows, first=first, last=last, document_text=texts[doc_id], terms=terms))
+        return out
+
+    def _dense_chunks(self, vector: Any, filters: Filters, allowed: set[str] | None) -> list[tuple[str, float]]:
+        """Chunks ranked by their best sentence's similarity (max-pooling over sentence hits)."""
+        hits = self.index.store.query(vector, self.settings.candidates * 3, where=self._where(filters))
+        best: dict[str, float] = {}
+        for h in hits:  # hits come best first, so the first score seen for a chunk is its max
+            for c in h.chunks:
+                cid = chunk_id(h.doc_id, c)
+                if cid not in best and (allowed is None or cid in allowed):
+                    best[cid] = h.similarity
+        return sorted(best.items(), key=lambda kv: -kv[1])[: self.settings.candidates]
+
+    def _allowed_ids(self, filters: Filters) -> set[str] | None:
+        if filters.empty:
+            return None
+        lo = date_number(filters.date_from) if filters.date_from else None
+        hi = date_number(filters.date_to) if filters.date_to else None
+        allowed: set[str] = set()
+        for doc in self.index.catalog.documents():
+            if filters.sources and not _source_matches(doc.source, filters.sources):
+                continue
+            if lo is not None or hi is not None:
+                d = date_number(doc.date)
+                if not d or (lo is not None and d < lo) or (hi is not None and d > hi):
+                    continue
+            allowed.update(self.index.catalog.chunk_ids(doc.id))
+        return allowed
+
+    @staticmethod
+    def _where(filters: Filters) -> dict[str, Any] | None:
+        clauses: list[dict[str, Any]] = []
+        exact = [s for s in filters.sources if not s.endswith("*")]
+        if filters.sources and len(exact) == len(filters.sources):
+            clauses.append({"source": {"$in": list(exact)}})
+        if filters.date_from:
+            clauses.append({"date": {"$gte": date_number(filters.date_from)}})
+        if filters.date_to:
+            clauses.append({"date": {"$lte": date_number(filters.date_to)}})
+        if filters.date_from or filters.date_to:
+            clauses.append({"date": {"$gt": 0}})
+        if filters.sources and len(exact) != len(filters.sources):
+            # Prefix patterns cannot be expressed in Chroma's where; filter by doc ids instead.
+            return None
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def _rerank(self, question: str, hits: list[Hit]) -> list[Hit]:
+        model = self._load_reranker()
+        scores = model.predict([(question, h.chunk.text) for h in hits], show_progress_bar=False)
+        order = sorted(range(len(hits)), key=lambda i: -float(scores[i]))
+        return [hits[i] for i in order]
+
+    def _load_reranker(self) -> Any:
+        with self._reranker_lock:
+            if self._reranker is None:
+                from sentence_transformers import CrossEncoder
+
+                try:
+                    self._reranker = CrossEncoder(self.settings.reranker, device="cpu")
+                except Exception as e:
+                    raise ConfigError(
+                        f"reranker {self.settings.reranker!r} cannot be loaded offline ({type(e).__name__})"
+                    ) from e
+            return self._reranker
+
+
+def _source_matches(source: str, patterns: tuple[str, ...]) -> bool:
+    return any(source.startswith(p[:-1]) if p.endswith("*") else source == p for p in patterns)
