@@ -20,8 +20,9 @@ answered at all?) of rag/answer.py.
    (false premises written to match the text, which lexical and embedding features cannot
    tell apart; reported, not tuned for), for a plain threshold on the lead sentence's
    probability and for the answerability model (article-grouped CV, trained on (a) only).
-The printed WEIGHTS/BIAS and ANSWERABILITY_WEIGHTS/BIAS are what rag/answer.py carries; the
-refusal tables are quoted there.
+Both refitted models are written, with their feature names, to
+rag/answering/extractive_weights.json (``--weights``), which the answerer loads and checks; the
+refusal tables are quoted in rag/answering/extractive.py.
 """
 
 from __future__ import annotations
@@ -40,15 +41,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.answering.extractive import (
+    ANSWERABILITY_FEATURES,
     BASE_FEATURES,
     FEATURES,
     ExtractiveAnswerer,
     answerability_features,
     with_relative,
 )  # noqa: E402
+from rag.answering.weights import WEIGHTS_FILE, LogisticModel, write_weights  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.text.answer_kinds import expected_type, holds, requirement  # noqa: E402
+
+FITTED_BY = "benchmarks/fit_answerer.py (SQuAD 2.0 public slice, article-grouped CV, refit on all articles)"
 
 SQUAD = ROOT.parent / "shared" / "data" / "squad2-dev" / "squad2-dev-public.json"
 
@@ -182,6 +187,7 @@ def main() -> None:
     parser.add_argument("--articles", type=Path, default=Path("/tmp/rag-squad-articles"))
     parser.add_argument("--cache", type=Path, default=Path("/tmp/rag-fit-cache.pkl"))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "fit_answerer.json")
+    parser.add_argument("--weights", type=Path, default=WEIGHTS_FILE, help="where to write the fitted models")
     args = parser.parse_args()
     import pickle
 
@@ -290,6 +296,12 @@ def main() -> None:
     train_q = has & (kind != "adversarial")
     w_q, b_q = fit_lr(x_q[train_q], (kind[train_q] == "answerable").astype(int))
     print("ANSWERABILITY_WEIGHTS = [" + ", ".join(f"{x:.3f}" for x in w_q) + f"], ANSWERABILITY_BIAS = {b_q:.3f}")
+    write_weights(
+        {"sentence": LogisticModel(FEATURES, w, b), "answerability": LogisticModel(ANSWERABILITY_FEATURES, w_q, b_q)},
+        args.weights,
+        fitted_by=FITTED_BY,
+    )
+    print(f"wrote {args.weights}", file=sys.stderr)
     out.update({"policy": grid, "refusal_plain_threshold": plain, "refusal_answerability_model": model,
                 "weights": w.tolist(), "bias": b, "answerability_weights": w_q.tolist(), "answerability_bias": b_q,
                 "features": list(FEATURES)})

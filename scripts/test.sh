@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install what the tests need (venv, Debian chromium, a Chroma server) and run them.
+# Install what the tests need (venv, Debian chromium, a Chroma server), check the import layers
+# and run the tests.
 # Extra arguments go to pytest, e.g. scripts/test.sh -m slow
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +23,7 @@ for _ in $(seq 1 60); do
   sleep 0.5
 done
 export RAG_TEST_CHROMA_URL="http://127.0.0.1:$port"
-.venv/bin/python -m pytest -m "not slow" "$@"
+# The layers contract in pyproject.toml: no module imports from a layer above its own.
+.venv/bin/lint-imports
+# --durations=20: the slowest tests, in every CI log.
+.venv/bin/python -m pytest -m "not slow" --durations=20 "$@"
