@@ -1,7 +1,7 @@
 """Fit the extractive answerer's two logistic models on the public SQuAD slice, and calibrate.
 
 The sentence model (does this sentence answer?) and the answerability model (is the question
-answered at all?) of rag/answer.py.
+answered at all?) of rag/answering/extractive.py.
 
     .venv/bin/python benchmarks/fit_answerer.py      # ~4 min on 2 cores; caches to /tmp
 

@@ -8,7 +8,7 @@ For each corpus (default: corpus/ and the SQuAD slice written as one text file p
 2. Raw ``SentenceTransformer.encode`` on the same chunk texts (read back from the catalog) with
    the same model and batch size: the compute bound of a pipeline that embeds chunks.
 3. For reference, raw encode of the sentence texts, which is what this pipeline embeds (sentence
-   vectors max-pooled to chunks; see rag/store.py).
+   vectors max-pooled to chunks; see rag/index/vectors.py).
 Prints chunks/s for each and the ratio ingest / raw chunk encode (target >= 0.9).
 """
 

@@ -94,19 +94,19 @@ def _write_profile(profiler: Any, path: Path) -> None:
 # Pipeline stages of this project, by (file suffix, function): a profile's time is summed per stage
 # at the outermost matching frame, so a stage's figure includes everything it calls.
 STAGES = {
-    ("rag/readers.py", "read_document"): "read files",
-    ("rag/ingest.py", "_prepare"): "split sentences + chunk",
-    ("rag/embedding.py", "embed"): "embed (sentence-transformers)",
-    ("rag/store.py", "upsert"): "Chroma writes",
-    ("rag/store.py", "delete"): "Chroma writes",
-    ("rag/store.py", "ids_for_document"): "Chroma reads at ingest",
-    ("rag/catalog.py", "put_document"): "catalog (SQLite) writes",
-    ("rag/index.py", "lexical"): "BM25 index (load or rebuild)",
-    ("rag/index.py", "embed_query"): "question embedding (NumPy BERT)",
-    ("rag/store.py", "query"): "Chroma query",
-    ("rag/lexical.py", "search"): "BM25 search",
-    ("rag/catalog.py", "chunks"): "catalog chunk reads",
-    ("rag/answer.py", "answer"): "extractive answerer",
+    ("rag/ingest/readers.py", "read_document"): "read files",
+    ("rag/ingest/pipeline.py", "_prepare"): "split sentences + chunk",
+    ("rag/index/embedding.py", "embed"): "embed (sentence-transformers)",
+    ("rag/index/vectors.py", "upsert"): "Chroma writes",
+    ("rag/index/vectors.py", "delete"): "Chroma writes",
+    ("rag/index/vectors.py", "ids_for_document"): "Chroma reads at ingest",
+    ("rag/index/catalog.py", "put_document"): "catalog (SQLite) writes",
+    ("rag/index/folder.py", "lexical"): "BM25 index (load or rebuild)",
+    ("rag/index/folder.py", "embed_query"): "question embedding (NumPy BERT)",
+    ("rag/index/vectors.py", "query"): "Chroma query",
+    ("rag/index/lexical.py", "search"): "BM25 search",
+    ("rag/index/catalog.py", "chunks"): "catalog chunk reads",
+    ("rag/answering/extractive.py", "answer"): "extractive answerer",
     ("rag/assistant.py", "_gate"): "citation gate",
 }
 

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 # Plain imports, not importorskip: a broken import in benchmark code must fail the tests.
+import docs_tables  # noqa: E402
 import scale_corpus  # noqa: E402
 import tables  # noqa: E402
 
@@ -109,3 +110,9 @@ def test_embedding_cache_writes_everything_and_reads_back_without_encoding(tmp_p
     read = cached.embed(["bb", "a", "ccc"])
     assert reader.encoded == ["ccc"] and cached.reused == 2
     assert read.tolist() == [written[1].tolist(), written[0].tolist(), [3.0, 1.0, 0.5]]
+
+
+def test_docs_measurements_is_what_the_committed_results_generate() -> None:
+    # docs/measurements.md is never edited by hand: rerun benchmarks/docs_tables.py after new results.
+    assert (ROOT / "docs" / "measurements.md").read_text(encoding="utf-8") == docs_tables.render()
+

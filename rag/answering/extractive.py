@@ -35,8 +35,7 @@ from rag.text.tokens import tokenize, words
 # (rag.answering.weights checks their feature names against these). The sentence model's first
 # BASE_FEATURES describe a sentence on its own; the "_rel" ones are the same measures minus their
 # best value among the question's candidate sentences, so a sentence is also judged against its
-# competitors (held-out SQuAD: answer sentence ranked first 0.701 -> 0.729, answer inside the
-# cited text 0.794 -> 0.824 at the same length).
+# competitors. Held-out figures for every choice below: docs/measurements.md (generated).
 BASE_FEATURES = (
     "cos", "lex", "ctx_lex", "type_match", "type_missing", "rank", "len",
     "bigram", "lex_mass", "chunk_cos", "neighbour_cos", "window", "miss_rare",
@@ -47,25 +46,17 @@ _RELATIVE_COLUMNS = [BASE_FEATURES.index(f) for f in RELATIVE]
 # Answerability: a question-level logistic model over the lead sentence (the best one, or the
 # best one holding an answer of the type asked for; see ``answer``): its probability and all its
 # features, the best probability among the other sentences that could answer, the wh-words and
-# the question's length (``answerability_features``). Fitted by benchmarks/fit_answerer.py to
-# tell answerable SQuAD questions from the same questions with their answer paragraph removed
-# from the index (the passages below it moving up).
-# Refuse when the answerability is below REFUSAL_THRESHOLD. Held-out SQuAD articles, refusals of
-# answerable questions / of the same questions with the answer removed / of SQuAD's adversarial
-# unanswerable ones (false premises that match the text word for word):
-# 0.10 -> 1.3% / 27% / 3%; 0.20 -> 5.0% / 48% / 9%; 0.30 -> 9.3% / 64% / 16%.
-# A plain threshold on the lead sentence's probability does worse at every point (4.9% / 33% /
-# 9% at 0.18; 6.4% / 41% / 12% at 0.22). Removing a paragraph from SQuAD leaves its article's
-# other paragraphs, on the same subject, in the index: a hard case, harder than a news article
-# that simply does not say. RAG_ANSWER__REFUSAL_THRESHOLD moves along the curve.
+# the question's length (``answerability_features``). Fitted to tell answerable SQuAD questions
+# from the same questions with their answer paragraph removed from the index (the passages below
+# it moving up). Refuse when the answerability is below REFUSAL_THRESHOLD; the trade-off between
+# false refusals and refusals of unanswerable questions at each threshold, and the plain
+# threshold on the lead sentence's probability that it beats, are in docs/measurements.md.
+# RAG_ANSWER__REFUSAL_THRESHOLD moves along the curve.
 REFUSAL_THRESHOLD = 0.20
 # Cite the best sentence alone when its probability is at least this; otherwise cite it with the
 # next best sentences (up to ``max_sentences`` and ``max_cited_chars``) whose probability is at
-# least RUNNER_UP_RATIO of the best one's. Held-out SQuAD articles (benchmarks/fit_answerer.py),
-# answer inside the cited text / characters cited per answer: one sentence 0.729 / 175; ratio
-# 0.3 (default): 0.824 / 260; 0.2: 0.836 / 288; 0.1: 0.849 / 338; 0: 0.867 / 472. The default
-# keeps answers short and their citations on point: on the seed set citation precision is 0.87
-# at 0.3, 0.83 at 0.2 and 0.74 at 0.1, with every answer already inside its citations.
+# least RUNNER_UP_RATIO of the best one's. A lower ratio cites more and finds more answers inside
+# the cited text (docs/measurements.md); the default keeps answers short and citations on point.
 CONFIDENT_SINGLE = 0.9
 RUNNER_UP_RATIO = 0.3
 # A short answer needs at least this share of the question's idf mass within WINDOW_CHARS of it.

@@ -1,0 +1,150 @@
+"""docs/measurements.md, generated from the committed results: never copy these numbers by hand.
+
+    .venv/bin/python benchmarks/docs_tables.py          # rewrite docs/measurements.md
+    .venv/bin/python benchmarks/docs_tables.py --check  # exit 1 if it is out of date (the tests run this)
+
+Sources: evals/baselines/{seed,squad}/metrics.json and run.json (``rag eval``),
+benchmarks/results/fit_answerer.json (``benchmarks/fit_answerer.py``) and
+benchmarks/results/latest.json (``benchmarks/run.py``, whose own tables are in latest.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rag.evals.metrics import METRICS  # noqa: E402
+
+OUT = ROOT / "docs" / "measurements.md"
+BASELINES = ROOT / "evals" / "baselines"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def eval_section() -> list[str]:
+    runs = {name: _load(BASELINES / name / "metrics.json") for name in ("seed", "squad")}
+    sizes = {name: r["counts"]["items"] for name, r in runs.items()}
+    lines = [
+        "## Eval baselines (`rag eval`, extractive answerer, default settings)",
+        "",
+        f"From `evals/baselines/*/metrics.json`: the seed gold set ({sizes['seed']} questions on the seed "
+        f"article) and the public SQuAD 2.0 slice ({sizes['squad']:,} questions, 11 articles in one index). "
+        "The SQuAD figures are in-sample for the answerer's weights (fitted on this slice); the held-out "
+        "figures are in the next section. Latency depends on the machine's load and never gates.",
+        "",
+        "| metric | seed | SQuAD slice | meaning |",
+        "|---|---:|---:|---|",
+    ]
+    for name, info in METRICS.items():
+        digits = 0 if name.startswith("latency") else 3
+        seed, squad = (runs[r]["metrics"].get(name) for r in ("seed", "squad"))
+        lines.append(f"| {name} | {_num(seed, digits)} | {_num(squad, digits)} | {info.description} |")
+    return lines + [""]
+
+
+def fit_section() -> list[str]:
+    fit = _load(RESULTS / "fit_answerer.json")
+    lines = [
+        "## The answerer's fit, held-out SQuAD articles (`benchmarks/fit_answerer.py`)",
+        "",
+        f"From `benchmarks/results/fit_answerer.json`: {fit['questions']:,} questions ({fit['answerable']:,} "
+        "answerable), article-grouped cross-validation, so every figure is measured on articles the models did "
+        "not see. Gold answer inside the top-k retrieved passages: "
+        + ", ".join(f"top {k} {fit[f'answer_in_top{k}_passages']:.3f}" for k in (5, 8, 10))
+        + ".",
+        "",
+        "Selection policy (up to 4 sentences, one alone when its probability is at least 0.9): a runner-up is "
+        "cited when its probability is at least *ratio* times the best one's.",
+        "",
+        "| runner-up ratio | gold answer inside the cited text | characters cited per answer |",
+        "|---:|---:|---:|",
+    ]
+    for p in fit["policy"]:
+        if p["max_sentences"] == 4 and p["confident"] == 0.9:
+            lines.append(f"| {p['ratio']:.1f} | {p['answer_in_cited']:.3f} | {p['chars']:.0f} |")
+    lines += [
+        "",
+        "Refusal trade-off. *Answer removed*: the same answerable questions with their gold paragraph taken out "
+        "of the index (the article's other paragraphs stay). *Adversarial*: SQuAD's unanswerable questions, "
+        "written to match the text with a false premise. The default threshold is "
+        "`rag.answering.extractive.REFUSAL_THRESHOLD` (`RAG_ANSWER__REFUSAL_THRESHOLD`).",
+        "",
+        "| model | threshold | answerable refused | answer removed refused | adversarial refused |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, key in (("answerability model (shipped)", "refusal_answerability_model"),
+                       ("threshold on the lead sentence", "refusal_plain_threshold")):
+        for row in fit[key]:
+            lines.append(f"| {label} | {row['threshold']:.2f} | {_pct(row['false_refusal'])} | "
+                         f"{_pct(row['refused_answer_removed'])} | {_pct(row['refused_adversarial'])} |")
+    return lines + [""]
+
+
+def benchmark_section() -> list[str]:
+    r = _load(RESULTS / "latest.json")
+    m = r["machine"]
+    lines = [
+        "## Against naive LlamaIndex and BM25 (`benchmarks/run.py`)",
+        "",
+        f"Run {r['started']} on {m['cpu']} ({m['cores']} cores), load average {r['load']['start']:.2f} at the "
+        "start; full tables, growth and cold start in [benchmarks/results/latest.md](../benchmarks/results/latest.md).",
+        "",
+        "| dataset | system | gold answer in cited text | evidence hit rate | chars cited per answer | unanswerable refused |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for dataset, d in r["datasets"].items():
+        for name, s in d["systems"].items():
+            q = s["quality"]
+            refused = _pct(q["refusal_accuracy"]) if name == "rag-cite" and q.get("refusal_accuracy") is not None else "never"
+            lines.append(f"| {dataset} | {name} | {q['answer_in_cited']:.3f} | {q['evidence_hit_rate']:.3f} | "
+                         f"{q['cited_chars_mean']:,.0f} | {refused} |")
+    return lines + [""]
+
+
+def render() -> str:
+    head = [
+        "# Measurements",
+        "",
+        "Generated by `benchmarks/docs_tables.py` from the committed results; do not edit by hand "
+        "(`tests/test_benchmarks_smoke.py` fails when this file is out of date). What the numbers mean and "
+        "how the system is built: [how-it-works.md](how-it-works.md).",
+        "",
+    ]
+    return "\n".join(head + eval_section() + fit_section() + benchmark_section()).rstrip() + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if docs/measurements.md is out of date")
+    args = parser.parse_args()
+    text = render()
+    if args.check:
+        current = OUT.read_text(encoding="utf-8") if OUT.exists() else ""
+        if current != text:
+            print(f"{OUT} is out of date: run .venv/bin/python benchmarks/docs_tables.py", file=sys.stderr)
+            return 1
+        return 0
+    OUT.write_text(text, encoding="utf-8")
+    print(f"wrote {OUT}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
