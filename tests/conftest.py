@@ -13,19 +13,24 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-# Settings() reads RAG_* variables: a developer's RAG_ANSWER__..., RAG_CHROMA_URL or RAG_UI_AUTH
-# must not change what the tests see, here or in the subprocesses they start. RAG_TEST_* (set by
-# scripts/test.sh) and RAG_CRASH_REAL_CLI (an opt-in of the crash tests) are the tests' own.
-LEAKED_SETTINGS = sorted(
-    name for name in os.environ if name.startswith("RAG_") and not name.startswith(("RAG_TEST_", "RAG_CRASH_"))
-)
-for _name in LEAKED_SETTINGS:
-    del os.environ[_name]
 
 from rag.config import Settings  # noqa: E402
 from rag.index.embedding import SentenceTransformerEmbedder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Drop the developer's RAG_* settings before any test runs.
+
+    Settings() reads RAG_* variables: a RAG_ANSWER__..., RAG_CHROMA_URL or RAG_UI_AUTH in the
+    shell must not change what the tests see, here or in the subprocesses they start. RAG_TEST_*
+    (set by scripts/test.sh) and RAG_CRASH_REAL_CLI (an opt-in of the crash tests) are the tests'
+    own. A hook, not module code: the crash tests' subprocesses import this module and get their
+    RAG_FAILPOINT on purpose.
+    """
+    for name in [n for n in os.environ if n.startswith("RAG_") and not n.startswith(("RAG_TEST_", "RAG_CRASH_"))]:
+        del os.environ[name]
 CORPUS = ROOT / "corpus"
 SEED_SOURCE = "000_530c0abb2a07a6c4.txt"
 SHARED = ROOT.parent / "shared"
