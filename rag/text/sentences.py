@@ -15,9 +15,7 @@ import functools
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-
-from nltk.tabdata import PunktDecoder
-from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+from typing import Any
 
 Offsets = tuple[int, int]
 
@@ -31,12 +29,16 @@ _HEADING_LINE = re.compile(r"^[ \t]*#{1,6}[ \t][^\n]*$", re.M)  # a heading ends
 _NON_SPACE = re.compile(r"\S")
 
 
-def load_punkt_parameters(folder: Path = PUNKT_DIR) -> PunktParameters:
-    """Punkt parameters from a ``punkt_tab`` folder, read the way NLTK's ``load_punkt_params`` does.
+def load_punkt_parameters(folder: Path = PUNKT_DIR) -> Any:
+    """NLTK ``PunktParameters`` from a ``punkt_tab`` folder, read as NLTK's ``load_punkt_params`` does.
 
     Read here rather than through NLTK's loader, whose path sandbox refuses files outside
     ``nltk.data.path`` (and widening that global path would affect every NLTK user in the process).
+    NLTK is imported on first use: it takes seconds to import, and a question never needs it.
     """
+    from nltk.tabdata import PunktDecoder
+    from nltk.tokenize.punkt import PunktParameters
+
     decode = PunktDecoder()
     params = PunktParameters()
 
@@ -53,6 +55,8 @@ def load_punkt_parameters(folder: Path = PUNKT_DIR) -> PunktParameters:
 @functools.lru_cache(maxsize=1)
 def _punkt() -> Callable[[str], Iterator[Offsets]]:
     """NLTK's English Punkt sentence splitter, from the vendored parameters (no download)."""
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
+
     return PunktSentenceTokenizer(load_punkt_parameters()).span_tokenize
 
 
