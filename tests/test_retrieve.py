@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from rag.assistant import Assistant
 from rag.errors import QueryError
 from rag.retrieval.hybrid import Filters, reciprocal_rank_fusion
 
-from .conftest import SEED_SOURCE
+from .conftest import SEED_SOURCE, make_settings
 
 
 def test_rrf_rewards_agreement_and_respects_weights() -> None:
@@ -52,6 +53,34 @@ def test_source_and_date_filters(seed_assistant) -> None:  # noqa: ANN001
     assert seed_assistant.retriever.retrieve(q, Filters(sources=("000_*",)))
     assert seed_assistant.retriever.retrieve(q, Filters(date_from="2024-04-01", date_to="2024-04-30"))
     assert seed_assistant.retriever.retrieve(q, Filters(date_from="2025-01-01")) == []
+
+
+def test_the_catalog_applies_filters_by_source_prefix_and_date(tmp_path, embedder) -> None:  # noqa: ANN001
+    corpus = tmp_path / "corpus"
+    (corpus / "news").mkdir(parents=True)
+    (corpus / "news" / "a.txt").write_text("date 2024-04-13\nThe dam opened in spring.\n", encoding="utf-8")
+    (corpus / "news" / "b_%.txt").write_text("date 2023-12-31\nThe bridge closed in winter.\n", encoding="utf-8")
+    (corpus / "undated.txt").write_text("The tower stands on the hill.\n", encoding="utf-8")
+    assistant = Assistant.open(settings=make_settings(tmp_path / "idx"), create=True, embedder=embedder)
+    assistant.ingest([corpus])
+    catalog = assistant.index.catalog
+    docs = {d.source: set(catalog.chunk_ids(d.id)) for d in assistant.documents()}
+    assert sorted(docs) == ["news/a.txt", "news/b_%.txt", "undated.txt"]
+
+    def chunks(*sources: str) -> set[str]:
+        return set().union(*(docs[s] for s in sources))
+
+    assert catalog.chunk_ids_where() == chunks(*docs)
+    assert catalog.chunk_ids_where(("news/*",)) == chunks("news/a.txt", "news/b_%.txt")
+    assert catalog.chunk_ids_where(("news/b_*",)) == chunks("news/b_%.txt")  # _ and % are not wildcards
+    assert catalog.chunk_ids_where(("news/b_%*",)) == chunks("news/b_%.txt")
+    assert catalog.chunk_ids_where(("news/b?*",)) == set()
+    assert catalog.chunk_ids_where(("undated.txt", "news/a.txt")) == chunks("undated.txt", "news/a.txt")
+    assert catalog.chunk_ids_where(date_from="2024-01-01") == chunks("news/a.txt")  # undated: left out
+    assert catalog.chunk_ids_where(date_to="2023-12-31") == chunks("news/b_%.txt")  # bounds inclusive
+    assert catalog.chunk_ids_where(("news/*",), "2024-04-13", "2024-04-13") == chunks("news/a.txt")
+    assert catalog.chunk_ids_where(("undated.txt",), date_from="2000-01-01") == set()
+    assistant.close()
 
 
 def test_llamaindex_retriever_returns_nodes_with_exact_offsets(seed_assistant) -> None:  # noqa: ANN001

@@ -19,7 +19,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -233,6 +233,38 @@ class Catalog:
         if doc_id is None:
             return [r[0] for r in self._read("SELECT id FROM chunks ORDER BY id")]
         return [r[0] for r in self._read("SELECT id FROM chunks WHERE doc_id = ? ORDER BY idx", (doc_id,))]
+
+    def chunk_ids_where(
+        self, sources: Sequence[str] = (), date_from: str | None = None, date_to: str | None = None
+    ) -> set[str]:
+        """Chunk ids of the documents that pass a filter, selected by SQLite.
+
+        A document passes when its source equals one of ``sources`` or starts with one that ends
+        in ``*`` (no sources: any), and, when a date bound is given, it has a date within the
+        bounds (ISO dates, inclusive; a document without a date does not pass).
+        """
+        clauses: list[str] = []
+        params: list[object] = []
+        if sources:
+            matches = []
+            for pattern in sources:
+                if pattern.endswith("*"):
+                    matches.append("substr(d.source, 1, ?) = ?")  # a prefix, with no LIKE wildcards
+                    params += [len(pattern) - 1, pattern[:-1]]
+                else:
+                    matches.append("d.source = ?")
+                    params.append(pattern)
+            clauses.append("(" + " OR ".join(matches) + ")")
+        if date_from or date_to:
+            clauses.append("coalesce(d.date, '') != ''")
+        if date_from:
+            clauses.append("d.date >= ?")
+            params.append(date_from)
+        if date_to:
+            clauses.append("d.date <= ?")
+            params.append(date_to)
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        return {r[0] for r in self._read(f"SELECT c.id FROM chunks c JOIN documents d ON c.doc_id = d.id{where}", params)}
 
     def sentence_ids(self) -> list[str]:
         return [sentence_id(d, i) for d, i in self._read("SELECT doc_id, idx FROM sentences")]

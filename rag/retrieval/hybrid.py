@@ -1,7 +1,8 @@
 """Hybrid retrieval: dense (Chroma) + BM25 candidates, fused with reciprocal rank fusion.
 
-Filters by source (exact names or a trailing-``*`` prefix) and by date range apply to both
-retrievers. An optional sentence-transformers ``CrossEncoder`` reranks the fused list. Each
+Filters by source (exact names or a trailing-``*`` prefix) and by date range are applied by the
+stores: the catalog selects the allowed chunk ids, Chroma's ``where`` and the BM25 search keep to
+them. An optional sentence-transformers ``CrossEncoder`` reranks the fused list. Each
 returned ``Hit`` carries what an answerer reads (its sentence rows and vectors, the document
 text and the BM25 term statistics), read from the index here, so answerers never open it.
 """
@@ -152,20 +153,10 @@ class Retriever:
         return sorted(best.items(), key=lambda kv: -kv[1])[: self.settings.candidates]
 
     def _allowed_ids(self, filters: Filters) -> set[str] | None:
+        """The chunk ids the filters allow (the catalog selects them), or None for no filter."""
         if filters.empty:
             return None
-        lo = date_number(filters.date_from) if filters.date_from else None
-        hi = date_number(filters.date_to) if filters.date_to else None
-        allowed: set[str] = set()
-        for doc in self.index.catalog.documents():
-            if filters.sources and not _source_matches(doc.source, filters.sources):
-                continue
-            if lo is not None or hi is not None:
-                d = date_number(doc.date)
-                if not d or (lo is not None and d < lo) or (hi is not None and d > hi):
-                    continue
-            allowed.update(self.index.catalog.chunk_ids(doc.id))
-        return allowed
+        return self.index.catalog.chunk_ids_where(filters.sources, filters.date_from, filters.date_to)
 
     @staticmethod
     def _where(filters: Filters) -> dict[str, Any] | None:
@@ -204,7 +195,3 @@ class Retriever:
                         f"reranker {self.settings.reranker!r} cannot be loaded offline ({type(e).__name__})"
                     ) from e
             return self._reranker
-
-
-def _source_matches(source: str, patterns: tuple[str, ...]) -> bool:
-    return any(source.startswith(p[:-1]) if p.endswith("*") else source == p for p in patterns)
