@@ -2,7 +2,8 @@
 
 One Assistant holds one index's resources (no global state): two assistants on two indexes work
 side by side in one process, and one assistant serves concurrent threads. Every answer passes the
-citation gate (``rag.answering.citations.enforce_citations``) before it is returned.
+citation check (``rag.answering.citations.enforce_citations``) before it is returned. (The
+"citation gate" is something else: what a generated answer passes, ``rag.answering.llm.gate``.)
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ class Assistant:
     ) -> Iterator[str | Answer]:
         """Yield the answer text as it grows (each item the text so far), then the final record.
 
-        The final record's ``answer`` is authoritative: it has passed the citation gate and may
+        The final record's ``answer`` is authoritative: it has passed the citation check and may
         differ from the streamed text.
         """
         yield from self._run(question, history, filters, top_k, stream=True)
@@ -185,7 +186,7 @@ class Assistant:
             hits = self.retriever.retrieve(standalone, filters, top_k, query_vector)
             t_retrieve = time.perf_counter()
             if streamer is None:
-                answer = self._gate(question, standalone, self._answer(standalone, hits, query_vector, focus_arg), hits)
+                answer = self._verified(question, standalone, self._answer(standalone, hits, query_vector, focus_arg), hits)
         if streamer is not None:
             # A snapshot is not held across yields (a consumer may resume us on another
             # thread); the gate then verifies against whatever version is current, so a commit
@@ -198,7 +199,7 @@ class Assistant:
                     yield item
             assert draft is not None
             with self.index.catalog.snapshot():
-                answer = self._gate(question, standalone, draft, hits)
+                answer = self._verified(question, standalone, draft, hits)
         assert answer is not None
         t_answer = time.perf_counter()
         if stream and streamer is None:
@@ -216,7 +217,7 @@ class Assistant:
             return self.extractive.answer(standalone, hits, query_vector, focus=focus)
         return self.answerer.answer(standalone, hits, query_vector)
 
-    def _gate(self, question: str, standalone: str, draft: Draft, hits: list[Hit]) -> Answer:
+    def _verified(self, question: str, standalone: str, draft: Draft, hits: list[Hit]) -> Answer:
         """Verify every citation against the document text; never return an unbacked marker."""
         texts: dict[str, str | None] = {}
 

@@ -1,4 +1,4 @@
-"""What an answerer returns before the citation gate, shared by every answerer."""
+"""What an answerer returns before its citations are checked, shared by every answerer."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ NO_PASSAGES_TEXT = "The sources don't say: nothing in the index matches this que
 
 @dataclass
 class ScoredSentence:
+    """A sentence of the retrieved passages as the extractive answerer scored it."""
+
     doc_id: str
     source: str
     idx: int
@@ -31,7 +33,7 @@ class ScoredSentence:
 
 @dataclass(frozen=True)
 class Draft:
-    """An answer before the citation gate: text with ``[n]`` markers, and its citations."""
+    """An answer before the citation check: text with ``[n]`` markers, and its citations."""
 
     answer: str
     short_answer: str | None
