@@ -2,7 +2,8 @@
 
 ``rag.cli.main`` calls ``register(app)`` to add these commands. Exit codes (``rag.cli.common``):
 0 success, 1 an error (one ``error: ...`` line on stderr), 4 a metric regressed against the
-baseline by more than the tolerance.
+baseline by more than the tolerance. The eval modules are imported inside each command, as in
+``rag.cli.main``, so that other commands do not pay for them (matplotlib, the index).
 """
 
 from __future__ import annotations
