@@ -165,8 +165,9 @@ class Hit:
     dense_rank: int | None = None
     lexical_rank: int | None = None
     dense_score: float | None = None
-    sentences: tuple[SentenceRow, ...] = field(default=(), repr=False)
-    first: int = 0
-    last: int = -1
-    document_text: str = field(default="", repr=False)
-    terms: TermStats = field(default=EMPTY_STATS, repr=False)
+    # What the answerer reads; left out of repr, equality and hashing (a hit is its chunk and scores).
+    sentences: tuple[SentenceRow, ...] = field(default=(), repr=False, compare=False)
+    first: int = field(default=0, compare=False)
+    last: int = field(default=-1, compare=False)
+    document_text: str = field(default="", repr=False, compare=False)
+    terms: TermStats = field(default=EMPTY_STATS, repr=False, compare=False)
