@@ -57,7 +57,7 @@ def build_layout(app: ChatApp, settings: Settings) -> gr.Blocks:
                                 elem_id="rag-question",
                                 show_label=False,
                                 placeholder="Ask a question, e.g. What share of microelectronics came from China?",
-                                lines=2,
+                                lines=1,  # one line: Enter sends, Shift+Enter adds a line (it grows to 6)
                                 max_lines=6,
                                 scale=5,
                                 autofocus=True,
@@ -108,9 +108,14 @@ def build_layout(app: ChatApp, settings: Settings) -> gr.Blocks:
                         )
 
         ask_inputs = [question, conversation, top_k, answerer, sources, date_from, date_to]
-        ask_outputs = [chatbot, conversation, question]
-        for trigger in (ask.click, question.submit):
-            trigger(app.respond, ask_inputs, ask_outputs, api_visibility="private", show_progress="minimal")
+        ask_outputs = [chatbot, conversation, question, ask]
+        # One event for both triggers: "once" ignores Enter or Ask while this session's answer is
+        # still coming, so two answers never race for the conversation; respond also disables Ask
+        # meanwhile, so that the page shows it.
+        gr.on(
+            [ask.click, question.submit], app.respond, ask_inputs, ask_outputs,
+            api_visibility="private", show_progress="hidden", trigger_mode="once",
+        )
         reset_outputs = [chatbot, conversation, source_panel, cite_key]
         new.click(app.new_chat, None, reset_outputs, api_visibility="private")
         chatbot.clear(app.new_chat, None, reset_outputs, api_visibility="private")  # the chat's own bin icon
