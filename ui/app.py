@@ -29,7 +29,7 @@ from rag.errors import ConfigError, RagError
 from rag.records import Answer, Citation
 from rag.retrieve import Filters
 from ui import render
-from ui.assets import PAGE_CSS, PAGE_JS
+from ui.assets import PAGE_CSS, PAGE_HEAD, PAGE_JS
 from ui.layout import build_layout
 from ui.uploads import UPLOAD_SUFFIXES, UploadRefused, save_upload
 
@@ -350,6 +350,7 @@ def launch(app: gr.Blocks, settings: Settings, *, block: bool = True, quiet: boo
         footer_links=["api"],
         css=PAGE_CSS,
         js=PAGE_JS,
+        head=PAGE_HEAD,
         theme=_theme(),
         max_threads=2 * ANSWER_CONCURRENCY,
     )

@@ -136,11 +136,10 @@ footer { opacity: 0.7; }
 .dark .rag-status-added .rag-status, .dark .rag-status-updated .rag-status { color: #4ade80; }
 
 /* Phones and narrow windows: one column (chat, then the source panel), nothing wider than the
-   screen. Gradio gives each column a min-width; the question row and header wrap. */
+   screen. Gradio's columns wrap by themselves (their min-width is min(N px, 100%)). Gradio puts
+   ".gradio-container... .contain " before every selector here (not before ".dark ..."), so
+   the page's own padding, outside .contain, is set in PAGE_HEAD. */
 @media (max-width: 700px) {
-  .gradio-container { padding-left: 8px !important; padding-right: 8px !important; }
-  .gradio-container .column, .gradio-container .form { min-width: 0 !important; }
-  .gradio-container .row { flex-wrap: wrap; }
   #rag-header .rag-brand small { display: none; }
   .rag-summary { text-align: left; }
   #rag-chat { height: min(62vh, 520px) !important; }
@@ -148,3 +147,10 @@ footer { opacity: 0.7; }
   dl.rag-source-meta { grid-template-columns: minmax(0, 1fr); }
 }
 """
+
+# Unscoped CSS (Gradio scopes PAGE_CSS inside the app's content): the page padding on phones.
+PAGE_HEAD = """<style>
+@media (max-width: 700px) {
+  .gradio-container .main.app { padding-left: 8px !important; padding-right: 8px !important; }
+}
+</style>"""
