@@ -36,17 +36,18 @@ def run(chat: ChatApp, question: str, conversation: dict, **settings: object) ->
 SKIP = gr.skip()
 
 
-def test_respond_shows_the_question_at_once_then_the_whole_answer(chat: ChatApp) -> None:
-    steps = run(chat, QUESTION, new_conversation())
+def test_take_question_shows_it_at_once_and_respond_then_the_whole_answer(chat: ChatApp) -> None:
     # First, before any work: the question, a "searching" bubble, the box cleared, Ask disabled.
-    messages, conversation, box, ask = steps[0]
+    messages, box, ask, asking = chat.take_question(QUESTION, new_conversation(), "")
     assert [m["content"] for m in messages] == [render.question_html(QUESTION), render.SEARCHING_HTML]
-    assert box == "" and ask.interactive is False and conversation == new_conversation()
-    # The extractive answer exists all at once: the next update is the whole verified answer,
-    # and no later update touches the box (the user may be typing the next question).
-    assert len(steps) == 2
-    messages, conversation, box, ask = steps[-1]
-    assert box == SKIP and ask.interactive is True and len(conversation["turns"]) == 1 and len(messages) == 2
+    assert box == "" and ask.interactive is False and asking == QUESTION
+    # The extractive answer exists all at once: one update, the whole verified answer; it leaves
+    # the box alone (the user may be typing the next question) and enables Ask again.
+    steps = run(chat, asking, new_conversation())
+    assert len(steps) == 1
+    messages, conversation, box, ask, asking = steps[-1]
+    assert box == SKIP and ask.interactive is True and asking == ""
+    assert len(conversation["turns"]) == 1 and len(messages) == 2
     record = conversation["turns"][0]["answer"]
     assert record["short_answer"] == "90%" and 'href="#cite-0-1"' in messages[1]["content"]
     assert "<strong>90%</strong>" in messages[1]["content"] and '<mark class="rag-span">90%</mark>' in messages[1]["content"]
@@ -54,6 +55,11 @@ def test_respond_shows_the_question_at_once_then_the_whole_answer(chat: ChatApp)
     follow = run(chat, FOLLOW_UP, conversation)[-1][1]
     assert len(follow["turns"]) == 2 and len(conversation["turns"]) == 1  # the old state is not mutated
     assert "microelectronics" in follow["turns"][1]["answer"]["standalone_question"]
+
+
+def test_take_question_changes_nothing_while_an_answer_is_coming_or_for_a_blank_box(chat: ChatApp) -> None:
+    assert chat.take_question(FOLLOW_UP, new_conversation(), QUESTION) == (SKIP,) * 4
+    assert chat.take_question("  \n ", new_conversation(), "") == (SKIP,) * 4
 
 
 @pytest.mark.parametrize(
@@ -69,12 +75,13 @@ def test_respond_shows_one_line_errors_and_keeps_the_conversation(chat: ChatApp,
             steps.append(step)
     assert "\n" not in caught.value.message and conversation == new_conversation()
     # Before the error: the question back in the box and Ask enabled again, the chat as it was.
-    messages, kept, box, ask = steps[-1]
+    messages, kept, box, ask, asking = steps[-1]
     assert messages == [] and kept == new_conversation() and box == QUESTION and ask.interactive is True
+    assert asking == ""
 
 
 def test_empty_question_changes_nothing(chat: ChatApp) -> None:
-    assert run(chat, "   ", new_conversation()) == [([], new_conversation(), SKIP, SKIP)]
+    assert run(chat, "   ", new_conversation()) == [(SKIP,) * 5]
 
 
 class SlowWriter:
@@ -98,7 +105,7 @@ class SlowWriter:
 def test_respond_streams_an_answerer_that_streams(chat: ChatApp) -> None:
     streaming = ChatApp(Assistant(chat.base.index, answerer=SlowWriter(chat.base.extractive)), chat.settings)
     steps = run(streaming, QUESTION, new_conversation())
-    assert len(steps) == 3 and "rag-streaming" in steps[1][0][-1]["content"] and steps[1][2] == SKIP
+    assert len(steps) == 2 and "rag-streaming" in steps[0][0][-1]["content"] and steps[0][2] == SKIP
     assert steps[-1][1]["turns"][0]["answer"]["short_answer"] == "90%"
 
 

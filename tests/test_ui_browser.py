@@ -8,6 +8,7 @@ a fresh browser context (a separate session) per test. Each test leaves a screen
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -294,6 +295,78 @@ def test_enter_sends_and_shift_enter_adds_a_newline(open_page: Callable[[], Page
     ask(page, QUESTION)
     expect(page.locator("#rag-chat .rag-question")).to_have_count(3)
     expect(box).to_be_focused()
+
+
+def test_enter_pressed_again_while_answering_asks_nothing_twice(open_page: Callable[[], Page]) -> None:
+    page = open_page()
+    box = page.locator("#rag-question textarea")
+    box.fill(QUESTION)
+    for _ in range(3):  # impatient: the first press sends, the others find the box cleared or an answer coming
+        box.press("Enter")
+    box.type(FOLLOW_UP)  # typed while the answer is coming: kept, and sent only when asked
+    for _ in range(2):
+        box.press("Enter")
+    expect(page.locator("#rag-chat .rag-answer:not(.rag-streaming)").first).to_be_visible()
+    page.wait_for_timeout(1500)  # time for any duplicate answer to arrive
+    questions = page.locator("#rag-chat .rag-question")
+    answers = page.locator("#rag-chat .rag-answer:not(.rag-streaming)")
+    # Either the follow-up came after the answer (sent) or during it (kept in the box).
+    assert questions.count() == answers.count() in (1, 2), questions.all_inner_texts()
+    assert questions.all_inner_texts()[:1] == [QUESTION]
+    if questions.count() == 1:
+        expect(box).to_have_value(FOLLOW_UP)
+    expect(ask_button(page)).to_be_enabled()
+
+
+class SlowAnswerer:
+    """The extractive answerer, a second slower: time to press Enter while an answer is coming."""
+
+    name = "extractive"
+
+    def __init__(self, assistant: object) -> None:
+        self.inner = assistant.extractive  # type: ignore[attr-defined]
+
+    def answer(self, question: str, hits: list, query_vector: object) -> object:
+        time.sleep(1.0)
+        return self.inner.answer(question, hits, query_vector)
+
+
+@pytest.fixture(scope="module")
+def slow_app(tmp_path_factory: pytest.TempPathFactory, seed_index_dir: Path, embedder: object) -> Iterator[RunningApp]:
+    yield from running_app(tmp_path_factory.mktemp("ui-slow"), seed_index_dir, embedder, answerer=SlowAnswerer)  # type: ignore[arg-type]
+
+
+def test_a_question_sent_while_an_answer_is_coming_waits_in_the_box(browser: object, slow_app: RunningApp) -> None:
+    context = browser.new_context(viewport={"width": 1440, "height": 900})  # type: ignore[attr-defined]
+    try:
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.goto(slow_app.url)
+        box = page.locator("#rag-question textarea")
+        questions = page.locator("#rag-chat .rag-question")
+        answers = page.locator("#rag-chat .rag-answer:not(.rag-streaming)")
+        box.fill(QUESTION)
+        box.press("Enter")
+        expect(page.locator("#rag-chat .rag-searching")).to_be_visible()
+        expect(ask_button(page)).to_be_disabled()
+        box.fill(FOLLOW_UP)
+        box.press("Enter")
+        box.press("Enter")
+        expect(answers).to_have_count(1)
+        page.wait_for_timeout(1500)  # a second answer to the first question would be here by now
+        expect(questions).to_have_count(1)
+        expect(answers).to_have_count(1)
+        expect(box).to_have_value(FOLLOW_UP)  # kept, not lost
+        expect(ask_button(page)).to_be_enabled()
+        box.press("Enter")
+        expect(answers).to_have_count(2)
+        expect(questions.nth(1)).to_have_text(FOLLOW_UP)
+        expect(answers.nth(1).locator(".rag-standalone")).to_contain_text("microelectronics")  # read after the first
+    finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for page in context.pages:
+            page.screenshot(path=str(ARTIFACTS / "test_a_question_sent_while_an_answer_is_coming_waits_in_the_box.png"))
+        context.close()
 
 
 def test_refusal_lists_the_nearest_passages_and_each_opens_its_document(

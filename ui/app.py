@@ -141,6 +141,24 @@ class ChatApp:
         return passages
 
     # -- chat -------------------------------------------------------------------------------
+    def take_question(self, question: str, conversation: Conversation, asking: str) -> tuple[Any, ...]:
+        """Show the question in the chat at once, before any work; ``respond`` answers it next.
+
+        Returns (chat, question box, Ask button, the question being answered). A separate step
+        so that the page shows the question before the answer's work starts: an update sent
+        from the same handler waits for the CPU-bound answer (the GIL) and arrives with it.
+        While an answer is coming (``asking`` is set), or for a blank box, nothing changes and
+        the text stays in the box.
+        """
+        if asking or not (question or "").strip():
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        conversation = conversation or new_conversation()
+        shown = self.render_chat(conversation) + [
+            {"role": "user", "content": render.question_html(question)},
+            {"role": "assistant", "content": render.SEARCHING_HTML},
+        ]
+        return shown, "", gr.Button(interactive=False), question
+
     def respond(
         self,
         question: str,
@@ -151,20 +169,17 @@ class ChatApp:
         date_from: str,
         date_to: str,
     ) -> Iterator[tuple[Any, ...]]:
-        """Show the question at once, then the answer as it comes; store the verified record.
+        """Answer the question ``take_question`` showed, streaming when the answerer streams.
 
-        Yields (chat, conversation, question box, Ask button). The first update is sent before
-        any work: the question appears in the chat, the box is cleared and Ask is disabled
-        until the last update, error or not. Updates after the first leave the box alone, so a
-        user may type the next question while this one is answered.
+        Yields (chat, conversation, question box, Ask button, the question being answered). The
+        last update, error or not, enables Ask again and clears the question being answered;
+        no update but an error's touches the box, so a user may type the next question meanwhile.
         """
         conversation = {"turns": list((conversation or new_conversation())["turns"])}
         if not (question or "").strip():
-            yield self.render_chat(conversation), conversation, gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
         shown = self.render_chat(conversation) + [{"role": "user", "content": render.question_html(question)}]
-        searching = {"role": "assistant", "content": render.SEARCHING_HTML}
-        yield shown + [searching], conversation, "", gr.Button(interactive=False)
         final: Answer | None = None
         try:
             for item in self._answer(question, conversation, top_k, answerer, sources, date_from, date_to):
@@ -172,11 +187,11 @@ class ChatApp:
                     final = item
                 else:
                     partial = {"role": "assistant", "content": render.pending_html(item)}
-                    yield shown + [partial], conversation, gr.skip(), gr.skip()
+                    yield shown + [partial], conversation, gr.skip(), gr.skip(), gr.skip()
         except Exception as e:
             # The question goes back into the box and Ask comes back here: Gradio (6.31) runs no
             # ``.then`` after an event that raised.
-            yield self.render_chat(conversation), conversation, question, gr.Button(interactive=True)
+            yield self.render_chat(conversation), conversation, question, gr.Button(interactive=True), ""
             if isinstance(e, RagError):
                 raise gr.Error(str(e), print_exception=False) from None
             raise
@@ -184,8 +199,8 @@ class ChatApp:
         turn: dict[str, Any] = {"question": question, "answer": final.model_dump(mode="json")}
         if final.refused:
             turn["nearest"] = self.nearest_passages(final)
-        conversation = {"turns": [*conversation["turns"], turn]}  # a new state; what was yielded stays as it was
-        yield self.render_chat(conversation), conversation, gr.skip(), gr.Button(interactive=True)
+        conversation = {"turns": [*conversation["turns"], turn]}
+        yield self.render_chat(conversation), conversation, gr.skip(), gr.Button(interactive=True), ""
 
     def _answer(
         self,

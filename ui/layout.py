@@ -107,14 +107,19 @@ def build_layout(app: ChatApp, settings: Settings) -> gr.Blocks:
                             elem_id="rag-upload-results", padding=False,
                         )
 
-        ask_inputs = [question, conversation, top_k, answerer, sources, date_from, date_to]
-        ask_outputs = [chatbot, conversation, question, ask]
-        # One event for both triggers: "once" ignores Enter or Ask while this session's answer is
-        # still coming, so two answers never race for the conversation; respond also disables Ask
-        # meanwhile, so that the page shows it.
+        # Enter or Ask: the question is shown at once (a quick step outside the queue), then
+        # answered. While an answer is coming ``asking`` holds its question: take_question then
+        # changes nothing and the answer step, already pending, ignores the trigger ("once"), so
+        # two answers never race for one conversation.
+        asking = gr.State(value="")
         gr.on(
-            [ask.click, question.submit], app.respond, ask_inputs, ask_outputs,
-            api_visibility="private", show_progress="hidden", trigger_mode="once",
+            [ask.click, question.submit], app.take_question, [question, conversation, asking],
+            [chatbot, question, ask, asking], api_visibility="private", show_progress="hidden",
+            trigger_mode="once", queue=False,
+        ).then(
+            app.respond, [asking, conversation, top_k, answerer, sources, date_from, date_to],
+            [chatbot, conversation, question, ask, asking], api_visibility="private", show_progress="hidden",
+            trigger_mode="once",
         )
         reset_outputs = [chatbot, conversation, source_panel, cite_key]
         new.click(app.new_chat, None, reset_outputs, api_visibility="private")
