@@ -33,16 +33,33 @@ def run(chat: ChatApp, question: str, conversation: dict, **settings: object) ->
     return list(chat.respond(question, conversation, **args))  # type: ignore[arg-type]
 
 
-def test_respond_streams_then_stores_the_verified_record(chat: ChatApp) -> None:
-    steps = run(chat, QUESTION, new_conversation())
-    assert len(steps) >= 3 and all("rag-streaming" in s[0][-1]["content"] for s in steps[:-1])
-    messages, conversation, box = steps[-1]
-    assert box == "" and len(conversation["turns"]) == 1 and len(messages) == 2
+SKIP = gr.skip()
+
+
+def test_take_question_shows_it_at_once_and_respond_then_the_whole_answer(chat: ChatApp) -> None:
+    # First, before any work: the question, a "searching" bubble, the box cleared, Ask disabled.
+    messages, box, ask, asking = chat.take_question(QUESTION, new_conversation(), "")
+    assert [m["content"] for m in messages] == [render.question_html(QUESTION), render.SEARCHING_HTML]
+    assert box == "" and ask.interactive is False and asking == QUESTION
+    # The extractive answer exists all at once: one update, the whole verified answer; it leaves
+    # the box alone (the user may be typing the next question) and enables Ask again.
+    steps = run(chat, asking, new_conversation())
+    assert len(steps) == 1
+    messages, conversation, box, ask, asking = steps[-1]
+    assert box == SKIP and ask.interactive is True and asking == ""
+    assert len(conversation["turns"]) == 1 and len(messages) == 2
     record = conversation["turns"][0]["answer"]
     assert record["short_answer"] == "90%" and 'href="#cite-0-1"' in messages[1]["content"]
+    assert "<strong>90%</strong>" in messages[1]["content"] and '<mark class="rag-span">90%</mark>' in messages[1]["content"]
+    assert "nearest" not in conversation["turns"][0]
     follow = run(chat, FOLLOW_UP, conversation)[-1][1]
     assert len(follow["turns"]) == 2 and len(conversation["turns"]) == 1  # the old state is not mutated
     assert "microelectronics" in follow["turns"][1]["answer"]["standalone_question"]
+
+
+def test_take_question_changes_nothing_while_an_answer_is_coming_or_for_a_blank_box(chat: ChatApp) -> None:
+    assert chat.take_question(FOLLOW_UP, new_conversation(), QUESTION) == (SKIP,) * 4
+    assert chat.take_question("  \n ", new_conversation(), "") == (SKIP,) * 4
 
 
 @pytest.mark.parametrize(
@@ -51,19 +68,66 @@ def test_respond_streams_then_stores_the_verified_record(chat: ChatApp) -> None:
 )
 def test_respond_shows_one_line_errors_and_keeps_the_conversation(chat: ChatApp, settings: dict, message: str) -> None:
     conversation = new_conversation()
+    steps = []
+    args = {"top_k": 5, "answerer": "extractive", "sources": [], "date_from": "", "date_to": ""} | settings
     with pytest.raises(gr.Error, match=message) as caught:
-        run(chat, QUESTION, conversation, **settings)
+        for step in chat.respond(QUESTION, conversation, **args):
+            steps.append(step)
     assert "\n" not in caught.value.message and conversation == new_conversation()
+    # Before the error: the question back in the box and Ask enabled again, the chat as it was.
+    messages, kept, box, ask, asking = steps[-1]
+    assert messages == [] and kept == new_conversation() and box == QUESTION and ask.interactive is True
+    assert asking == ""
 
 
 def test_empty_question_changes_nothing(chat: ChatApp) -> None:
-    assert run(chat, "   ", new_conversation()) == [([], new_conversation(), "")]
+    assert run(chat, "   ", new_conversation()) == [(SKIP,) * 5]
+
+
+class SlowWriter:
+    """An answerer that streams like an LLM: sentences, then the draft (the extractive one's)."""
+
+    name = "extractive"
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+
+    def answer(self, question: str, hits: list, query_vector: object) -> object:
+        return self.inner.answer(question, hits, query_vector)  # type: ignore[attr-defined]
+
+    def stream(self, question: str, hits: list, query_vector: object) -> Iterator[object]:
+        draft = self.answer(question, hits, query_vector)
+        words = draft.answer.split(" ")  # type: ignore[attr-defined]
+        yield " ".join(words[: len(words) // 2])
+        yield draft
+
+
+def test_respond_streams_an_answerer_that_streams(chat: ChatApp) -> None:
+    streaming = ChatApp(Assistant(chat.base.index, answerer=SlowWriter(chat.base.extractive)), chat.settings)
+    steps = run(streaming, QUESTION, new_conversation())
+    assert len(steps) == 2 and "rag-streaming" in steps[0][0][-1]["content"] and steps[0][2] == SKIP
+    assert steps[-1][1]["turns"][0]["answer"]["short_answer"] == "90%"
+
+
+def test_a_refusal_keeps_the_passages_it_searched_and_each_opens_in_its_document(chat: ChatApp) -> None:
+    steps = run(chat, "How many penguins live on the moon?", new_conversation())
+    conversation = steps[-1][1]
+    turn = conversation["turns"][0]
+    assert turn["answer"]["refused"] and len(turn["nearest"]) == len(turn["answer"]["retrieved"]) == 5
+    for n, passage in enumerate(turn["nearest"], 1):
+        assert passage["id"] == n
+        assert chat.base.document_text(passage["source"])[passage["start"] : passage["end"]] == passage["quote"]
+    assert 'href="#cite-0-r1"' in steps[-1][0][1]["content"]
+    panel = chat.show_source("0-r2", conversation)
+    assert 'data-key="0-r2"' in panel and "nearest passage 2 for question 1, not cited" in panel
+    assert chat.show_source("0-r9", conversation) == render.EMPTY_SOURCE_HTML
 
 
 def test_show_source_resolves_keys_in_the_given_conversation_only(chat: ChatApp) -> None:
     conversation = run(chat, QUESTION, new_conversation())[-1][1]
     panel = chat.show_source("0-1", conversation)
     assert '<mark class="cite-mark" id="cite-mark" data-key="0-1">' in panel and "90%" in panel
+    assert '<mark class="rag-span">90%</mark>' in panel
     assert chat.show_source("0-1", new_conversation()) == render.EMPTY_SOURCE_HTML
     assert chat.show_source("<script>", conversation) == render.EMPTY_SOURCE_HTML
 

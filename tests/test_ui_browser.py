@@ -7,6 +7,8 @@ a fresh browser context (a separate session) per test. Each test leaves a screen
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -58,8 +60,8 @@ def open_page(browser: object, app: RunningApp, request: pytest.FixtureRequest) 
     pages: list[Page] = []
     contexts = []
 
-    def opener() -> Page:
-        context = browser.new_context(viewport={"width": 1440, "height": 900})  # type: ignore[attr-defined]
+    def opener(width: int = 1440, height: int = 900, color_scheme: str = "light") -> Page:
+        context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=color_scheme)  # type: ignore[attr-defined]
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(20_000)
@@ -78,14 +80,36 @@ def open_page(browser: object, app: RunningApp, request: pytest.FixtureRequest) 
         context.close()
 
 
-def ask(page: Page, question: str) -> sync_api.Locator:
-    """Ask through the chat box and return the new, final answer bubble."""
+def ask(page: Page, question: str, key: str | None = None) -> sync_api.Locator:
+    """Ask through the chat box (the Ask button, or pressing ``key``); return the new, final answer."""
     answers = page.locator("#rag-chat .rag-answer:not(.rag-streaming)")
     before = answers.count()
-    page.locator("#rag-question textarea").fill(question)
-    page.locator("#rag-ask").click()
+    box = page.locator("#rag-question textarea")
+    box.fill(question)
+    if key is None:
+        page.locator("#rag-ask").click()
+    else:
+        box.press(key)
     expect(answers).to_have_count(before + 1)
     return answers.nth(before)
+
+
+def ask_button(page: Page) -> sync_api.Locator:
+    return page.locator("button#rag-ask, #rag-ask button").first
+
+
+def watch_updates(page: Page) -> None:
+    """Record each distinct streaming state of the answer and whether Ask was ever disabled."""
+    page.evaluate(
+        """() => { window.__partials = []; window.__askDisabled = false;
+        new MutationObserver(() => {
+            const s = document.querySelector('#rag-chat .rag-streaming');
+            if (s && !window.__partials.includes(s.textContent)) window.__partials.push(s.textContent);
+            const holder = document.querySelector('#rag-ask');
+            const b = holder && (holder.tagName === 'BUTTON' ? holder : holder.querySelector('button'));
+            if (b && b.disabled) window.__askDisabled = true;
+        }).observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true}); }"""
+    )
 
 
 def open_citation(page: Page, link: sync_api.Locator) -> sync_api.Locator:
@@ -110,19 +134,13 @@ def mark_in_view(page: Page) -> bool:
     )
 
 
-def test_answer_streams_and_its_citation_highlights_the_passage(open_page: Callable[[], Page], app: RunningApp) -> None:
+def test_answer_shows_at_once_and_its_citation_highlights_the_passage(open_page: Callable[[], Page], app: RunningApp) -> None:
     page = open_page()
-    # Record every partial (streaming) state of the answer that reaches the page.
-    page.evaluate(
-        """() => { window.__partials = [];
-        new MutationObserver(() => {
-            const s = document.querySelector('#rag-chat .rag-streaming');
-            if (s && !window.__partials.includes(s.textContent)) window.__partials.push(s.textContent);
-        }).observe(document.body, {subtree: true, childList: true, characterData: true}); }"""
-    )
+    watch_updates(page)
     answer = ask(page, QUESTION)
     expect(answer.locator(".rag-text")).to_contain_text("90%")
-    assert page.evaluate("window.__partials.length") >= 1, "the answer did not stream in"
+    # The question was shown with a "searching" bubble before the answer came.
+    assert any("Searching" in p for p in page.evaluate("window.__partials")), page.evaluate("window.__partials")
     expect(answer.locator(".rag-searched")).to_have_count(0)  # not a follow-up: nothing rewritten
     expect(answer.locator(".rag-sources li")).not_to_have_count(0)
 
@@ -136,6 +154,12 @@ def test_answer_streams_and_its_citation_highlights_the_passage(open_page: Calla
     expected = app.assistant.ask(QUESTION).citations[0]
     text = app.assistant.document_text(expected.source)
     assert mark.inner_text() == text[expected.start : expected.end] == expected.quote
+    # The short answer inside the highlighted sentence is marked again, at its place.
+    span = mark.locator("mark.rag-span")
+    expect(span).to_have_text("90%")
+    before_span = mark.evaluate("m => { const r = document.createRange(); r.setStart(m, 0);"
+                                " r.setEndBefore(m.querySelector('mark.rag-span')); return r.toString(); }")
+    assert expected.quote.startswith(before_span + "90%")
     panel = page.locator("#rag-source-panel")
     for shown in ("2024-04-13", expected.source, f"{expected.start:,}–{expected.end:,}", "China is helping Russia"):
         expect(panel).to_contain_text(shown)
@@ -243,6 +267,155 @@ def test_two_sessions_keep_separate_histories(open_page: Callable[[], Page]) -> 
 
 
 
+def test_enter_sends_and_shift_enter_adds_a_newline(open_page: Callable[[], Page]) -> None:
+    page = open_page()
+    watch_updates(page)
+    box = page.locator("#rag-question textarea")
+    box.click()
+    page.keyboard.type("What share of microelectronics")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("came from China?")
+    expect(box).to_have_value("What share of microelectronics\ncame from China?")
+    page.wait_for_timeout(300)  # time for a (wrong) submit to reach the chat
+    expect(page.locator("#rag-chat .rag-question")).to_have_count(0)
+
+    page.keyboard.press("Enter")
+    expect(page.locator("#rag-chat .rag-question")).to_have_count(1)
+    expect(box).to_have_value("")
+    answer = page.locator("#rag-chat .rag-answer:not(.rag-streaming)")
+    expect(answer).to_have_count(1)
+    expect(answer.locator(".rag-short strong")).to_have_text("90%")  # the short answer leads, in bold
+    expect(answer.locator(".rag-text mark.rag-span")).to_have_text("90%")  # and is marked in its sentence
+    assert page.evaluate("document.activeElement === document.querySelector('#rag-question textarea')")
+    assert page.evaluate("window.__askDisabled"), "Ask stayed enabled while the answer was coming"
+    expect(ask_button(page)).to_be_enabled()
+
+    # The next question can be typed and sent straight away; Ask also leaves the cursor in the box.
+    ask(page, FOLLOW_UP, key="Enter")
+    ask(page, QUESTION)
+    expect(page.locator("#rag-chat .rag-question")).to_have_count(3)
+    expect(box).to_be_focused()
+
+
+def test_enter_pressed_again_while_answering_asks_nothing_twice(open_page: Callable[[], Page]) -> None:
+    page = open_page()
+    box = page.locator("#rag-question textarea")
+    box.fill(QUESTION)
+    for _ in range(3):  # impatient: the first press sends, the others find the box cleared or an answer coming
+        box.press("Enter")
+    box.type(FOLLOW_UP)  # typed while the answer is coming: kept, and sent only when asked
+    for _ in range(2):
+        box.press("Enter")
+    expect(page.locator("#rag-chat .rag-answer:not(.rag-streaming)").first).to_be_visible()
+    page.wait_for_timeout(1500)  # time for any duplicate answer to arrive
+    questions = page.locator("#rag-chat .rag-question")
+    answers = page.locator("#rag-chat .rag-answer:not(.rag-streaming)")
+    # Either the follow-up came after the answer (sent) or during it (kept in the box).
+    assert questions.count() == answers.count() in (1, 2), questions.all_inner_texts()
+    assert questions.all_inner_texts()[:1] == [QUESTION]
+    if questions.count() == 1:
+        expect(box).to_have_value(FOLLOW_UP)
+    expect(ask_button(page)).to_be_enabled()
+
+
+class SlowAnswerer:
+    """The extractive answerer, a second slower: time to press Enter while an answer is coming."""
+
+    name = "extractive"
+
+    def __init__(self, assistant: object) -> None:
+        self.inner = assistant.extractive  # type: ignore[attr-defined]
+
+    def answer(self, question: str, hits: list, query_vector: object) -> object:
+        time.sleep(1.0)
+        return self.inner.answer(question, hits, query_vector)
+
+
+@pytest.fixture(scope="module")
+def slow_app(tmp_path_factory: pytest.TempPathFactory, seed_index_dir: Path, embedder: object) -> Iterator[RunningApp]:
+    yield from running_app(tmp_path_factory.mktemp("ui-slow"), seed_index_dir, embedder, answerer=SlowAnswerer)  # type: ignore[arg-type]
+
+
+def test_a_question_sent_while_an_answer_is_coming_waits_in_the_box(browser: object, slow_app: RunningApp) -> None:
+    context = browser.new_context(viewport={"width": 1440, "height": 900})  # type: ignore[attr-defined]
+    try:
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.goto(slow_app.url)
+        box = page.locator("#rag-question textarea")
+        questions = page.locator("#rag-chat .rag-question")
+        answers = page.locator("#rag-chat .rag-answer:not(.rag-streaming)")
+        box.fill(QUESTION)
+        box.press("Enter")
+        expect(page.locator("#rag-chat .rag-searching")).to_be_visible()
+        expect(ask_button(page)).to_be_disabled()
+        box.fill(FOLLOW_UP)
+        box.press("Enter")
+        box.press("Enter")
+        expect(answers).to_have_count(1)
+        page.wait_for_timeout(1500)  # a second answer to the first question would be here by now
+        expect(questions).to_have_count(1)
+        expect(answers).to_have_count(1)
+        expect(box).to_have_value(FOLLOW_UP)  # kept, not lost
+        expect(ask_button(page)).to_be_enabled()
+        box.press("Enter")
+        expect(answers).to_have_count(2)
+        expect(questions.nth(1)).to_have_text(FOLLOW_UP)
+        expect(answers.nth(1).locator(".rag-standalone")).to_contain_text("microelectronics")  # read after the first
+    finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for page in context.pages:
+            page.screenshot(path=str(ARTIFACTS / "test_a_question_sent_while_an_answer_is_coming_waits_in_the_box.png"))
+        context.close()
+
+
+def test_refusal_lists_the_nearest_passages_and_each_opens_its_document(
+    open_page: Callable[[], Page], app: RunningApp
+) -> None:
+    page = open_page()
+    refused = ask(page, "How many penguins live on the moon?", key="Enter")
+    expect(refused).to_have_class("rag-answer rag-refused")
+    nearest = refused.locator("details.rag-nearest")
+    expect(nearest.locator("summary")).to_contain_text("nearest passages searched")
+    links = nearest.locator(".rag-source-item a.cite")
+    expect(links.first).to_be_hidden()  # collapsed until asked for
+    nearest.locator("summary").click()
+    expect(links).to_have_count(app.settings.retrieval.top_k)
+    expected = app.assistant.ask("How many penguins live on the moon?").retrieved[1]
+    mark = open_citation(page, links.nth(1))
+    assert mark.get_attribute("data-key") == "0-r2"
+    text = app.assistant.document_text(expected.source)
+    assert mark.inner_text() == text[expected.start : expected.end]
+    assert mark_in_view(page)
+    expect(page.locator("#rag-source-panel")).to_contain_text("nearest passage 2 for question 1, not cited")
+
+
+def test_phone_viewport_stacks_the_source_panel_below_without_horizontal_scroll(open_page: Callable[..., Page]) -> None:
+    page = open_page(width=390, height=844)
+    answer = ask(page, QUESTION, key="Enter")
+    open_citation(page, answer.locator(".rag-text a.cite").first)
+    wide = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert wide <= 0, f"the page scrolls {wide}px sideways"
+    chat = page.locator("#rag-chat").bounding_box()
+    panel = page.locator("#rag-source-panel").bounding_box()
+    assert chat and panel and panel["y"] >= chat["y"] + chat["height"] and panel["width"] <= 390
+    # Nothing in the chat column is wider than the screen either.
+    assert page.evaluate(
+        "[...document.querySelectorAll('#rag-chat *, #rag-source-panel *')]"
+        ".every(e => e.getBoundingClientRect().right <= window.innerWidth + 1)"
+    )
+
+
+def test_dark_preference_gives_a_dark_page(open_page: Callable[..., Page]) -> None:
+    page = open_page(color_scheme="dark")
+    answer = ask(page, QUESTION, key="Enter")
+    mark = open_citation(page, answer.locator(".rag-text a.cite").first)
+    background = page.evaluate("getComputedStyle(document.querySelector('.gradio-container')).backgroundColor")
+    assert page.evaluate("document.querySelector('.dark') !== null"), background
+    assert sum(int(v) for v in re.findall(r"\d+", background)[:3]) < 3 * 80, background
+    expect(mark.locator("mark.rag-span")).to_have_text("90%")
+
+
 def test_settings_panel_filters_and_answerer(open_page: Callable[[], Page]) -> None:
     page = open_page()
     page.locator("#rag-settings").get_by_text("Settings").click()
@@ -252,6 +425,7 @@ def test_settings_panel_filters_and_answerer(open_page: Callable[[], Page]) -> N
     refused = ask(page, QUESTION)
     expect(refused).to_have_class("rag-answer rag-refused")
     expect(refused.locator("a.cite")).to_have_count(0)
+    expect(refused).to_contain_text("No passage matched the search")
     settings.get_by_label("Published until").fill("April")
     page.locator("#rag-question textarea").fill(QUESTION)
     page.locator("#rag-ask").click()

@@ -8,11 +8,11 @@ embedding model; its index is a copy of the seed index and its corpus folder a c
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.assistant import Assistant
+from rag.assistant import Answerer, Assistant
 from rag.config import Settings
 from rag.index.embedding import Embedder
 from tests.conftest import CORPUS, make_settings
@@ -45,8 +45,17 @@ class RunningApp:
     blocks: object
 
 
-def running_app(tmp: Path, seed_index_dir: Path, embedder: Embedder, **ui: object) -> Iterator[RunningApp]:
-    """Serve the UI on a free 127.0.0.1 port until the generator is closed (a fixture body)."""
+def running_app(
+    tmp: Path,
+    seed_index_dir: Path,
+    embedder: Embedder,
+    answerer: Callable[[Assistant], Answerer] | None = None,
+    **ui: object,
+) -> Iterator[RunningApp]:
+    """Serve the UI on a free 127.0.0.1 port until the generator is closed (a fixture body).
+
+    ``answerer``, given the assistant, makes the answerer to serve instead of its own.
+    """
     from ui.app import build_app, launch
 
     index_dir, corpus_dir = tmp / "index", tmp / "corpus"
@@ -54,6 +63,8 @@ def running_app(tmp: Path, seed_index_dir: Path, embedder: Embedder, **ui: objec
     shutil.copytree(CORPUS, corpus_dir)
     settings = make_settings(index_dir).with_overrides(corpus_dir=corpus_dir, ui={"host": "127.0.0.1", "port": 0, **ui})
     assistant = Assistant.open(settings=settings, embedder=embedder)
+    if answerer is not None:
+        assistant = Assistant(assistant.index, answerer=answerer(assistant))
     blocks = build_app(assistant, settings)
     url = launch(blocks, settings, block=False)
     try:

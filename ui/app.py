@@ -17,8 +17,7 @@ import os
 import socket
 import sys
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, get_args
 
@@ -27,10 +26,10 @@ import gradio as gr
 from rag.assistant import Assistant
 from rag.config import AnswerSettings, Settings
 from rag.errors import ConfigError, RagError
-from rag.records import Answer
+from rag.records import Answer, Citation
 from rag.retrieval.hybrid import Filters
 from ui import render
-from ui.assets import PAGE_CSS, PAGE_JS
+from ui.assets import PAGE_CSS, PAGE_HEAD, PAGE_JS
 from ui.layout import build_layout
 from ui.uploads import UPLOAD_SUFFIXES, UploadRefused, save_upload
 
@@ -38,7 +37,12 @@ logger = logging.getLogger(__name__)
 
 ANSWERERS: tuple[str, ...] = tuple(get_args(AnswerSettings.model_fields["answerer"].annotation))
 AUTH_ENV = "RAG_UI_AUTH"
-Conversation = dict[str, Any]  # {"turns": [{"question": str, "answer": Answer as a JSON dict}]}
+# {"turns": [{"question": str, "answer": Answer as a JSON dict, "nearest": [Citation dict] (refusals)}]}
+Conversation = dict[str, Any]
+# Answers computed at once. An answer holds a worker while an LLM writes, and threads waiting
+# on a model cost nothing; the CPU-bound extractive answers share the cores whatever the limit.
+# Uploads have their own limit of one.
+ANSWER_CONCURRENCY = 32
 
 
 def new_conversation() -> Conversation:
@@ -111,10 +115,50 @@ class ChatApp:
         for i, turn in enumerate(conversation["turns"]):
             messages.append({"role": "user", "content": render.question_html(turn["question"])})
             answer = Answer.model_validate(turn["answer"])
-            messages.append({"role": "assistant", "content": render.answer_html(answer, i, titles)})
+            nearest = [Citation.model_validate(p) for p in turn.get("nearest", [])]
+            messages.append({"role": "assistant", "content": render.answer_html(answer, i, titles, nearest)})
         return messages
 
+    def nearest_passages(self, answer: Answer) -> list[dict[str, Any]]:
+        """The passages a refusal searched, with their text, as Citation dicts numbered from 1.
+
+        They are kept in the turn so that the user can open each in its document, and the
+        source panel can tell when a document has changed since (as it does for citations).
+        """
+        texts: dict[str, str | None] = {}
+        passages = []
+        for n, p in enumerate(answer.retrieved, 1):
+            if p.source not in texts:
+                try:
+                    texts[p.source] = self.base.document_text(p.source)
+                except RagError:
+                    texts[p.source] = None
+            body = texts[p.source]
+            if body is not None and 0 <= p.start < p.end <= len(body):
+                quote = body[p.start : p.end]
+                passage = Citation(id=n, source=p.source, start=p.start, end=p.end, quote=quote)
+                passages.append(passage.model_dump(mode="json") | {"score": p.score})
+        return passages
+
     # -- chat -------------------------------------------------------------------------------
+    def take_question(self, question: str, conversation: Conversation, asking: str) -> tuple[Any, ...]:
+        """Show the question in the chat at once, before any work; ``respond`` answers it next.
+
+        Returns (chat, question box, Ask button, the question being answered). A separate step
+        so that the page shows the question before the answer's work starts: an update sent
+        from the same handler waits for the CPU-bound answer (the GIL) and arrives with it.
+        While an answer is coming (``asking`` is set), or for a blank box, nothing changes and
+        the text stays in the box.
+        """
+        if asking or not (question or "").strip():
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        conversation = conversation or new_conversation()
+        shown = self.render_chat(conversation) + [
+            {"role": "user", "content": render.question_html(question)},
+            {"role": "assistant", "content": render.SEARCHING_HTML},
+        ]
+        return shown, "", gr.Button(interactive=False), question
+
     def respond(
         self,
         question: str,
@@ -124,52 +168,78 @@ class ChatApp:
         sources: list[str] | None,
         date_from: str,
         date_to: str,
-    ) -> Iterator[tuple[list[dict[str, str]], Conversation, str]]:
-        """Stream the answer into the chat, then store the verified record in this session's state."""
+    ) -> Iterator[tuple[Any, ...]]:
+        """Answer the question ``take_question`` showed, streaming when the answerer streams.
+
+        Yields (chat, conversation, question box, Ask button, the question being answered). The
+        last update, error or not, enables Ask again and clears the question being answered;
+        no update but an error's touches the box, so a user may type the next question meanwhile.
+        """
         conversation = {"turns": list((conversation or new_conversation())["turns"])}
         if not (question or "").strip():
-            yield self.render_chat(conversation), conversation, ""
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
-        try:
-            filters = make_filters(sources, date_from, date_to)
-            stream = self.assistant_for(answerer).stream(
-                question, history=history_of(conversation), filters=filters, top_k=int(top_k)
-            )
-            first = next(stream)
-        except RagError as e:
-            raise gr.Error(str(e), print_exception=False) from None
         shown = self.render_chat(conversation) + [{"role": "user", "content": render.question_html(question)}]
         final: Answer | None = None
-        pace = _Pacer()
         try:
-            for item in _chain(first, stream):
+            for item in self._answer(question, conversation, top_k, answerer, sources, date_from, date_to):
                 if isinstance(item, Answer):
                     final = item
                 else:
-                    pace.wait()
-                    yield shown + [{"role": "assistant", "content": render.pending_html(item)}], conversation, ""
-        except RagError as e:
-            yield self.render_chat(conversation), conversation, question
-            raise gr.Error(str(e), print_exception=False) from None
+                    partial = {"role": "assistant", "content": render.pending_html(item)}
+                    yield shown + [partial], conversation, gr.skip(), gr.skip(), gr.skip()
+        except Exception as e:
+            # The question goes back into the box and Ask comes back here: Gradio (6.31) runs no
+            # ``.then`` after an event that raised.
+            yield self.render_chat(conversation), conversation, question, gr.Button(interactive=True), ""
+            if isinstance(e, RagError):
+                raise gr.Error(str(e), print_exception=False) from None
+            raise
         assert final is not None
-        conversation["turns"].append({"question": question, "answer": final.model_dump(mode="json")})
-        yield self.render_chat(conversation), conversation, ""
+        turn: dict[str, Any] = {"question": question, "answer": final.model_dump(mode="json")}
+        if final.refused:
+            turn["nearest"] = self.nearest_passages(final)
+        conversation = {"turns": [*conversation["turns"], turn]}
+        yield self.render_chat(conversation), conversation, gr.skip(), gr.Button(interactive=True), ""
+
+    def _answer(
+        self,
+        question: str,
+        conversation: Conversation,
+        top_k: float,
+        answerer: str,
+        sources: list[str] | None,
+        date_from: str,
+        date_to: str,
+    ) -> Iterable[str | Answer]:
+        """The answer's growing text then its record, or only the record when nothing streams.
+
+        An answerer without ``stream`` (the extractive one) has its answer all at once; asking
+        it directly shows the whole answer as soon as it exists, and ``timings_ms`` then times
+        the assistant alone, not the chat updates a word-by-word replay would cost.
+        """
+        filters = make_filters(sources, date_from, date_to)
+        assistant = self.assistant_for(answerer)
+        args = {"history": history_of(conversation), "filters": filters, "top_k": int(top_k)}
+        if getattr(assistant.answerer, "stream", None) is None:
+            return [assistant.ask(question, **args)]
+        return assistant.stream(question, **args)
 
     def new_chat(self) -> tuple[list[dict[str, str]], Conversation, str, str]:
         return [], new_conversation(), render.EMPTY_SOURCE_HTML, ""
 
     def show_source(self, key: str, conversation: Conversation) -> str:
-        """The source panel for the citation ``key`` ("turn-id") of this session's conversation."""
+        """The source panel for the link ``key`` ("turn-id", "turn-rN") of this session's conversation."""
         found = render.find_citation((conversation or new_conversation())["turns"], key or "")
         if found is None:
             return render.EMPTY_SOURCE_HTML
-        turn, citation = found
-        document = next((d for d in self.base.documents() if d.source == citation.source), None)
+        source = found.citation.source
         try:
-            body: str | None = self.base.document_text(citation.source)
+            body: str | None = self.base.document_text(source)
         except RagError:
             body = None
-        return render.source_html(render.SourceView(citation, turn, document, body))
+        view = render.SourceView(found.citation, found.turn, self.base.document(source), body, found.span, found.nearest)
+        return render.source_html(view)
 
     # -- corpus -----------------------------------------------------------------------------
     def corpus_outputs(self) -> tuple[list[list[object]], str, Any]:
@@ -253,33 +323,6 @@ class ChatApp:
         return answer.model_dump(mode="json")
 
 
-class _Pacer:
-    """Spaces streamed updates at least ``interval`` seconds apart, sleeping ``budget`` at most.
-
-    The extractive answer exists all at once and ``Assistant.stream`` yields it a few words at a
-    time with no delay, which the browser would show as one update; this lets it appear as it
-    streams (about a quarter of a second in all). A model's tokens arrive slower than the
-    interval, so a generative answer is never delayed.
-    """
-
-    def __init__(self, interval: float = 0.04, budget: float = 0.4) -> None:
-        self.interval, self.budget = interval, budget
-        self.last = 0.0
-
-    def wait(self) -> None:
-        now = time.monotonic()
-        pause = min(self.interval - (now - self.last), self.budget) if self.last else 0.0
-        if pause > 0:
-            time.sleep(pause)
-            self.budget -= pause
-        self.last = time.monotonic()
-
-
-def _chain(first: str | Answer, rest: Iterator[str | Answer]) -> Iterator[str | Answer]:
-    yield first
-    yield from rest
-
-
 def build_app(assistant: Assistant, settings: Settings) -> gr.Blocks:
     """The UI and its ``ask`` API endpoint for ``assistant``; launch it with ``launch``."""
     return build_layout(ChatApp(assistant, settings), settings)
@@ -308,7 +351,7 @@ def launch(app: gr.Blocks, settings: Settings, *, block: bool = True, quiet: boo
     auth = _auth(settings)
     if host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("the UI is reachable from other machines at %s%s", host, "" if auth else " without a login")
-    app.queue(default_concurrency_limit=4)
+    app.queue(default_concurrency_limit=ANSWER_CONCURRENCY)
     _, url, _ = app.launch(
         server_name=host,
         server_port=port,
@@ -322,7 +365,9 @@ def launch(app: gr.Blocks, settings: Settings, *, block: bool = True, quiet: boo
         footer_links=["api"],
         css=PAGE_CSS,
         js=PAGE_JS,
+        head=PAGE_HEAD,
         theme=_theme(),
+        max_threads=2 * ANSWER_CONCURRENCY,
     )
     if block:
         print(f"rag-cite UI: {url}  (Ctrl+C to stop)", file=sys.stderr, flush=True)

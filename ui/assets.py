@@ -1,9 +1,14 @@
 """The page's stylesheet and its one small script (passed to ``Blocks.launch``).
 
-The script turns a click on a citation link (``<a class="cite" href="#cite-T-N">``) into a
-request for the source panel: it writes ``T-N`` into a hidden textbox, clicks a hidden button
-(the server renders the panel), then scrolls the new ``<mark>`` into view. It never reads or
-inserts document text; it only moves a key of digits and a dash.
+The script turns a click on a citation link (``<a class="cite" href="#cite-T-N">``, or
+``#cite-T-rN`` for a refusal's nearest passage) into a request for the source panel: it writes
+the key into a hidden textbox, clicks a hidden button (the server renders the panel), then
+scrolls the new ``<mark>`` into view. It never reads or inserts document text; it only moves a
+key of digits, a dash and an ``r``. It also puts the cursor back in the question box after Ask
+is clicked, as Enter leaves it there.
+
+The stylesheet follows the browser's dark-mode preference through Gradio's ``.dark`` class and
+theme variables; below 700 px the two columns stack and nothing is wider than the screen.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ PAGE_JS = r"""
 () => {
   if (window.__ragCiteHandler) return;
   window.__ragCiteHandler = true;
-  const KEY = /^#cite-(\d+-\d+)$/;
+  const KEY = /^#cite-(\d+-r?\d+)$/;
 
   function scrollToMark(key, triesLeft) {
     const mark = document.querySelector('#rag-source-panel mark.cite-mark');
@@ -28,6 +33,12 @@ PAGE_JS = r"""
   }
 
   document.addEventListener('click', (event) => {
+    const ask = event.target && event.target.closest ? event.target.closest('#rag-ask') : null;
+    if (ask) {
+      const box = document.querySelector('#rag-question textarea');
+      if (box) setTimeout(() => box.focus(), 0);
+      return;
+    }
     const link = event.target && event.target.closest ? event.target.closest('a.cite') : null;
     if (!link) return;
     const match = (link.getAttribute('href') || '').match(KEY);
@@ -76,6 +87,18 @@ ol.rag-source-list li > a.cite { flex-shrink: 0; }
   margin: 0; font-size: 1em; }
 .rag-where { display: block; color: var(--body-text-color-subdued); font-size: 0.78rem; }
 .rag-meta { margin-top: 6px; color: var(--body-text-color-subdued); font-size: 0.75rem; }
+.rag-short { font-size: 1.12rem; line-height: 1.4; margin-bottom: 4px; }
+.rag-short strong { font-weight: 700; }
+.rag-answer mark.rag-span { background: var(--color-accent-soft); color: inherit; font-weight: 600;
+  padding: 0 2px; border-radius: 3px; box-shadow: inset 0 -2px 0 var(--color-accent); }
+.rag-searching .rag-text { color: var(--body-text-color-subdued); }
+.rag-dots::after { content: "…"; display: inline-block; width: 1.2em; animation: rag-pulse 1s ease-in-out infinite; }
+@keyframes rag-pulse { 50% { opacity: 0.2; } }
+.rag-why { margin-top: 8px; font-size: 0.9rem; color: var(--body-text-color-subdued); }
+details.rag-nearest { margin-top: 10px; padding-top: 6px; border-top: 1px solid var(--border-color-primary);
+  font-size: 0.9rem; }
+details.rag-nearest > summary { cursor: pointer; color: var(--body-text-color-subdued); }
+details.rag-nearest ol.rag-source-list li { font-size: 0.88rem; }
 
 #rag-source-panel { min-height: 200px; }
 .rag-source { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 14px 16px;
@@ -95,6 +118,8 @@ dl.rag-source-meta dd { display: inline; margin: 0; font-family: var(--font-mono
   background: var(--background-fill-secondary); }
 mark.cite-mark { background: #fde68a; color: #1f2937; padding: 1px 2px; border-radius: 3px;
   box-shadow: 0 0 0 2px #f59e0b55; }
+mark.cite-mark mark.rag-span { background: #f59e0b; color: #111827; font-weight: 650; padding: 0 1px;
+  border-radius: 2px; }
 
 .rag-upload-results { width: 100%; border-collapse: collapse; font-size: 0.9rem; }
 .rag-upload-results th, .rag-upload-results td { text-align: left; padding: 4px 8px;
@@ -105,4 +130,27 @@ mark.cite-mark { background: #fde68a; color: #1f2937; padding: 1px 2px; border-r
 .rag-status-failed .rag-status { color: var(--error-text-color, #b91c1c); font-weight: 600; }
 .rag-muted { color: var(--body-text-color-subdued); }
 footer { opacity: 0.7; }
+
+.dark mark.cite-mark { background: #854d0e; color: #fef9c3; box-shadow: 0 0 0 2px #ca8a0488; }
+.dark mark.cite-mark mark.rag-span { background: #facc15; color: #111827; }
+.dark .rag-status-added .rag-status, .dark .rag-status-updated .rag-status { color: #4ade80; }
+
+/* Phones and narrow windows: one column (chat, then the source panel), nothing wider than the
+   screen. Gradio's columns wrap by themselves (their min-width is min(N px, 100%)). Gradio puts
+   ".gradio-container... .contain " before every selector here (not before ".dark ..."), so
+   the page's own padding, outside .contain, is set in PAGE_HEAD. */
+@media (max-width: 700px) {
+  #rag-header .rag-brand small { display: none; }
+  .rag-summary { text-align: left; }
+  #rag-chat { height: min(62vh, 520px) !important; }
+  .rag-source-text { max-height: 50vh; }
+  dl.rag-source-meta { grid-template-columns: minmax(0, 1fr); }
+}
 """
+
+# Unscoped CSS (Gradio scopes PAGE_CSS inside the app's content): the page padding on phones.
+PAGE_HEAD = """<style>
+@media (max-width: 700px) {
+  .gradio-container .main.app { padding-left: 8px !important; padding-right: 8px !important; }
+}
+</style>"""

@@ -68,7 +68,7 @@ def build_layout(app: Handlers, settings: Settings) -> gr.Blocks:
                                 elem_id="rag-question",
                                 show_label=False,
                                 placeholder="Ask a question, e.g. What share of microelectronics came from China?",
-                                lines=2,
+                                lines=1,  # one line: Enter sends, Shift+Enter adds a line (it grows to 6)
                                 max_lines=6,
                                 scale=5,
                                 autofocus=True,
@@ -118,10 +118,20 @@ def build_layout(app: Handlers, settings: Settings) -> gr.Blocks:
                             elem_id="rag-upload-results", padding=False,
                         )
 
-        ask_inputs = [question, conversation, top_k, answerer, sources, date_from, date_to]
-        ask_outputs = [chatbot, conversation, question]
-        for trigger in (ask.click, question.submit):
-            trigger(app.respond, ask_inputs, ask_outputs, api_visibility="private", show_progress="minimal")
+        # Enter or Ask: the question is shown at once (a quick step outside the queue), then
+        # answered. While an answer is coming ``asking`` holds its question: take_question then
+        # changes nothing and the answer step, already pending, ignores the trigger ("once"), so
+        # two answers never race for one conversation.
+        asking = gr.State(value="")
+        gr.on(
+            [ask.click, question.submit], app.take_question, [question, conversation, asking],
+            [chatbot, question, ask, asking], api_visibility="private", show_progress="hidden",
+            trigger_mode="once", queue=False,
+        ).then(
+            app.respond, [asking, conversation, top_k, answerer, sources, date_from, date_to],
+            [chatbot, conversation, question, ask, asking], api_visibility="private", show_progress="hidden",
+            trigger_mode="once",
+        )
         reset_outputs = [chatbot, conversation, source_panel, cite_key]
         new.click(app.new_chat, None, reset_outputs, api_visibility="private")
         chatbot.clear(app.new_chat, None, reset_outputs, api_visibility="private")  # the chat's own bin icon
