@@ -21,6 +21,7 @@ import numpy as np
 from rag.answering.citations import enforce_citations
 from rag.answering.draft import REFUSAL_TEXT, Draft
 from rag.answering.extractive import ExtractiveAnswerer, Focus
+from rag.answering.span_answerer import ReaderAnswerer
 from rag.answering.llm.generative import GenerativeAnswerer
 from rag.answering.rewrite import Rewrite, rewrite_parts
 from rag.config import Settings
@@ -116,6 +117,8 @@ class Assistant:
     def _configured_answerer(self) -> Answerer:
         if self.settings.answer.answerer == "extractive":
             return self.extractive
+        if self.settings.answer.answerer == "reader":
+            return ReaderAnswerer(self.settings.answer)
         return GenerativeAnswerer.from_settings(self.settings, fallback=self.extractive)
 
     # -- asking -----------------------------------------------------------------------------

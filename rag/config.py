@@ -50,13 +50,27 @@ class RetrievalSettings(BaseModel):
 class AnswerSettings(BaseModel):
     """The answerer and its refusal policy."""
 
-    answerer: Literal["extractive", "openai", "ollama", "gguf"] = "extractive"
+    answerer: Literal["reader", "extractive", "openai", "ollama", "gguf"] = Field(
+        "reader", description="reader: the trained span reader; extractive: the feature model (fast fallback)"
+    )
     max_sentences: int = Field(4, ge=1, le=20, description="most sentences cited per answer")
     max_cited_chars: int = Field(600, ge=50, description="citation budget per answer")
     refusal_threshold: float | None = Field(
         None, description="answerability below which to refuse (0..1); None = the calibrated default, 0.20"
     )
     max_question_chars: int = Field(2000, ge=10)
+    reader_model: str = Field("", description="folder of a reader model (model.onnx, tokenizer.json, reader.json); empty = the shipped one")
+    reader_passages: int = Field(5, ge=1, le=50, description="top passages the reader reads")
+    reader_spans: int = Field(5, ge=1, le=50, description="answer spans kept per passage")
+    reader_threads: int = Field(0, ge=0, le=64, description="ONNX Runtime threads; 0 = one per core")
+    reader_refusal_threshold: float | None = Field(
+        None, description="reader confidence below which to refuse (0..1); None = the calibrated default"
+    )
+    reader_runner_up_ratio: float = Field(
+        1.0, ge=0.0, description="also cite a sentence whose answer has this share of the lead's confidence (>= 1: only the same answer)"
+    )
+    reader_max_cited_chars: int = Field(300, ge=50, description="citation budget per reader answer")
+    reader_kind_check: bool = Field(True, description="refuse when no proposed span holds the kind of answer asked for")
 
 
 class LLMSettings(BaseModel):

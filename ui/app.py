@@ -23,6 +23,7 @@ from typing import Any, get_args
 
 import gradio as gr
 
+from rag.answering.span_answerer import ReaderAnswerer
 from rag.assistant import Assistant
 from rag.config import AnswerSettings, Settings
 from rag.errors import ConfigError, RagError
@@ -97,6 +98,9 @@ class ChatApp:
     def _build_assistant(self, name: str) -> Assistant:
         if name == "extractive":
             return Assistant(self.base.index, answerer=self.base.extractive)
+        if name == "reader":
+            reader = self.base.answerer if self.base.answerer.name == "reader" else ReaderAnswerer(self.settings.answer)
+            return Assistant(self.base.index, answerer=reader)
         try:
             from rag.answering.llm.generative import GenerativeAnswerer
 

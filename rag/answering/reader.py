@@ -1,0 +1,170 @@
+"""The span reader: an extractive QA model run on ONNX Runtime (no torch on the query path).
+
+``SpanReader.read(question, passages)`` tokenises the question against each passage (a passage
+longer than the model's window is read in overlapping windows), runs one batched forward pass,
+and returns, per passage, its best few answer spans with character offsets into that passage,
+the span score minus the passage's no-answer score, and the has-answer probability.
+
+The model is MiniLM-L6 (the shipped all-MiniLM-L6-v2 weights) fine-tuned on SQuAD 1.1 with
+"the passage does not say" negatives (``training/train_reader.py``); its int8 ONNX export, the
+tokenizer and a model card live in ``rag/answering/reader_model/``. ``reader.json`` names the inputs and
+outputs; loading checks them, and the card's SHA-256 against the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import RagError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL_DIR = Path(__file__).parent / "reader_model"
+INPUTS = ("input_ids", "attention_mask", "token_type_ids", "context_mask")
+OUTPUTS = ("start_logits", "end_logits", "has_answer_logit")
+FORMAT = 1
+
+
+class ReaderError(RagError):
+    """The reader model is missing, corrupt, or does not match what this code expects."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """One answer span proposed by the reader; offsets index the passage it was read from."""
+
+    passage: int  # index into the passages given to ``read``
+    start: int
+    end: int
+    text: str
+    score: float  # start + end logit
+    margin: float  # score minus the no-answer score of the window it came from
+    has_answer: float  # the window's has-answer probability
+
+
+def model_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def card_sha256(card: Path) -> str | None:
+    """The ``sha256:`` value written in a model card, or None."""
+    m = re.search(r"sha256[^0-9a-f]*([0-9a-f]{64})", card.read_text(encoding="utf-8"))
+    return m.group(1) if m else None
+
+
+class SpanReader:
+    """Loads the ONNX model and tokenizer once (lazily) and reads passages; thread-safe."""
+
+    def __init__(self, model_dir: str | Path | None = None, threads: int = 0, max_answer_tokens: int = 30) -> None:
+        self.model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
+        self.threads = threads
+        self.max_answer_tokens = max_answer_tokens
+        self._lock = threading.Lock()
+        self._session = None
+        self._tokenizer = None
+        self.max_len = 0
+
+    def _load(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                return
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+
+            meta_path = self.model_dir / "reader.json"
+            model_path = self.model_dir / "model.onnx"
+            for p in (meta_path, model_path, self.model_dir / "tokenizer.json"):
+                if not p.is_file():
+                    raise ReaderError(f"reader model folder {self.model_dir}: {p.name} is missing")
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            if meta.get("format") != FORMAT or tuple(meta.get("inputs", ())) != INPUTS or tuple(meta.get("outputs", ())) != OUTPUTS:
+                raise ReaderError(
+                    f"reader model {meta_path}: format {meta.get('format')!r}, inputs {meta.get('inputs')}, "
+                    f"outputs {meta.get('outputs')}; this code expects format {FORMAT}, {list(INPUTS)}, {list(OUTPUTS)}"
+                )
+            opts = ort.SessionOptions()
+            if self.threads:
+                opts.intra_op_num_threads = self.threads
+            opts.inter_op_num_threads = 1
+            try:
+                session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+            except Exception as e:  # onnxruntime raises its own exception types
+                raise ReaderError(f"reader model {model_path} cannot be loaded: {e}") from e
+            names = tuple(i.name for i in session.get_inputs())
+            if set(names) != set(INPUTS):
+                raise ReaderError(f"reader model {model_path} takes inputs {list(names)}, expected {list(INPUTS)}")
+            tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+            self.max_len = int(meta["max_len"])
+            tokenizer.enable_truncation(self.max_len, stride=self.max_len // 3, strategy="only_second")
+            tokenizer.no_padding()
+            self._tokenizer, self._session = tokenizer, session
+
+    def read(self, question: str, passages: list[str], top_n: int = 5) -> list[list[Span]]:
+        """The best ``top_n`` spans of each passage, best first (by margin)."""
+        if not passages:
+            return [[] for _ in passages]
+        self._load()
+        assert self._tokenizer is not None and self._session is not None
+        windows = []  # (passage index, encoding)
+        for i, passage in enumerate(passages):
+            enc = self._tokenizer.encode(question, passage)
+            for w in [enc, *enc.overflowing]:
+                windows.append((i, w))
+        n = max(len(w.ids) for _, w in windows)
+        batch = {name: np.zeros((len(windows), n), dtype=np.int64) for name in INPUTS}
+        for row, (_, w) in enumerate(windows):
+            k = len(w.ids)
+            batch["input_ids"][row, :k] = w.ids
+            batch["attention_mask"][row, :k] = w.attention_mask
+            batch["token_type_ids"][row, :k] = w.type_ids
+            batch["context_mask"][row, :k] = [1 if s == 1 else 0 for s in w.sequence_ids]
+        start, end, has = self._session.run(list(OUTPUTS), batch)
+        out: list[list[Span]] = [[] for _ in passages]
+        for row, (i, w) in enumerate(windows):
+            out[i].extend(self._spans(i, passages[i], w, start[row], end[row], float(has[row]), top_n))
+        for spans in out:
+            spans.sort(key=lambda s: -s.margin)
+            # Overlapping windows propose the same span twice: keep the better.
+            seen: set[tuple[int, int]] = set()
+            spans[:] = [s for s in spans if (s.start, s.end) not in seen and not seen.add((s.start, s.end))][:top_n]
+        return out
+
+    def _spans(self, i: int, passage: str, w, start: np.ndarray, end: np.ndarray, has_logit: float, top_n: int) -> list[Span]:
+        ctx = np.array([j for j, s in enumerate(w.sequence_ids) if s == 1], dtype=np.int64)
+        if ctx.size == 0:
+            return []
+        null = float(start[0] + end[0])
+        has_p = 1.0 / (1.0 + np.exp(-has_logit))
+        s, e = start[ctx], end[ctx]
+        scores = s[:, None] + e[None, :]
+        band = np.triu(np.ones_like(scores, dtype=bool)) & ~np.triu(np.ones_like(scores, dtype=bool), k=self.max_answer_tokens)
+        scores = np.where(band, scores, -np.inf)
+        flat = np.argsort(scores, axis=None)[::-1][:top_n]
+        spans = []
+        for k in flat:
+            a, b = divmod(int(k), scores.shape[1])
+            if not np.isfinite(scores[a, b]):
+                break
+            c0, c1 = w.offsets[int(ctx[a])][0], w.offsets[int(ctx[b])][1]
+            # Whole words only: a word-piece span ("micro" of "microelectronics") grows to its word.
+            while 0 < c0 < len(passage) and passage[c0 - 1].isalnum() and passage[c0].isalnum():
+                c0 -= 1
+            while 0 < c1 < len(passage) and passage[c1].isalnum() and passage[c1 - 1].isalnum():
+                c1 += 1
+            text = passage[c0:c1]
+            if not text.strip():
+                continue
+            spans.append(Span(i, c0, c1, text, float(scores[a, b]), float(scores[a, b]) - null, float(has_p)))
+        return spans

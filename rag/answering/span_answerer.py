@@ -1,0 +1,189 @@
+"""The default answerer: a trained span reader reads the top passages and cites where it read.
+
+The reader (``rag.answering.reader.SpanReader``) reads each of the best ``reader_passages`` retrieved
+passages for the standalone question and proposes answer spans, each with a margin over its
+window's "no answer" score and a has-answer probability. The best span whose text holds an
+answer of the kind asked for (a number for "how many", a date for "when"...; ``rag.text.answer_kinds``) becomes the short
+answer; the sentence(s) holding it become the lead citation, with exact offsets. Other sentences
+are cited only when the reader found the same answer there too (they support it). The answer is
+refused when the reader's confidence in its best span is under the refusal threshold, or when no
+proposed span holds the kind of answer asked for.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rag.answering.draft import NO_PASSAGES_TEXT, REFUSAL_TEXT, Draft
+from rag.answering.reader import Span, SpanReader
+from rag.config import AnswerSettings
+from rag.domain import Hit
+from rag.records import Citation
+from rag.text.answer_kinds import candidates, holds, requirement
+
+# Confidence = sigmoid(MARGIN_SCALE * margin + HAS_SCALE * logit(has_answer) + CONFIDENCE_BIAS):
+# the span's lead over its window's no-answer score and the window's has-answer probability,
+# both from the reader's forward pass. See docs/reader.md for how these and the default
+# threshold were chosen, and the trade-off table.
+MARGIN_SCALE = 0.5
+HAS_SCALE = 0.5
+CONFIDENCE_BIAS = 0.0
+READER_REFUSAL_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the answer policy decided: the lead proposal and the cited sentence spans, or a refusal."""
+
+    refused: bool
+    lead: Proposal | None
+    cited: tuple[tuple[int, int, Hit], ...]  # document (start, end) of each cited sentence run, lead first
+    confidence: float
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A reader span placed in its document: absolute offsets and the sentences holding it."""
+
+    span: Span
+    hit: Hit
+    start: int  # document offsets of the span
+    end: int
+    sentence_start: int  # document offsets of the sentence(s) holding it
+    sentence_end: int
+    confidence: float
+
+
+def confidence(margin: float, has_answer: float, margin_scale: float = MARGIN_SCALE, has_scale: float = HAS_SCALE) -> float:
+    """The reader's confidence in a span, 0..1, from its margin and its window's has-answer probability."""
+    p = min(max(has_answer, 1e-4), 1 - 1e-4)
+    z = margin_scale * margin + has_scale * math.log(p / (1 - p)) + CONFIDENCE_BIAS
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def holding_sentences(chunk_sentences: tuple[tuple[int, int], ...], start: int, end: int) -> tuple[int, int] | None:
+    """The document span of the chunk's sentences that overlap ``[start, end)``."""
+    overlapping = [(s, e) for s, e in chunk_sentences if s < end and start < e]
+    if not overlapping:
+        return None
+    return overlapping[0][0], overlapping[-1][1]
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD-style normalisation: lower case, no punctuation or articles, single spaces."""
+    text = re.sub(r"[^\w\s]", " ", text.lower())
+    return " ".join(w for w in text.split() if w not in ("a", "an", "the"))
+
+
+def _strip_edges(text: str) -> str:
+    return re.sub(r"^[\s,;:]+|[\s,;:.]+$", "", text)
+
+
+def choose(
+    proposals: list[Proposal],
+    required: frozenset | None,
+    threshold: float,
+    runner_up_ratio: float,
+    max_chars: int,
+    max_sentences: int,
+) -> Choice:
+    """The answer policy, a pure function of the reader's proposals (best first).
+
+    The lead is the most confident proposal holding the kind of answer asked for (``required``,
+    from ``rag.answer_types.requirement``); under ``threshold``, or with no such proposal, the
+    answer is refused. Then, within ``max_chars`` and ``max_sentences``, other sentences are cited
+    where the reader found the same answer (support), or another answer nearly as good
+    (confidence at least ``runner_up_ratio`` of the lead's; 1.0 or more turns that off).
+    """
+    typed = [p for p in proposals if required is None or holds(required, candidates(p.hit.chunk.text, p.span.start, p.span.end))]
+    if not typed:
+        best = proposals[0].confidence if proposals else 0.0
+        reason = "no proposed span holds the kind of answer asked for" if proposals else "the reader proposed nothing"
+        return Choice(True, None, (), best, reason)
+    lead = typed[0]
+    if lead.confidence < threshold:
+        return Choice(True, lead, (), lead.confidence, "the reader's confidence is under the threshold")
+    cited = [(lead.sentence_start, lead.sentence_end, lead.hit)]
+    budget = max_chars - (lead.sentence_end - lead.sentence_start)
+    key = normalize_answer(lead.span.text)
+    for p in typed[1:]:
+        if len(cited) >= max_sentences:
+            break
+        same = normalize_answer(p.span.text) == key and p.confidence >= threshold
+        close = p.confidence >= runner_up_ratio * lead.confidence
+        if not (same or close):
+            continue
+        length = p.sentence_end - p.sentence_start
+        overlaps = any(p.hit.source == h.source and p.sentence_start < e and s < p.sentence_end for s, e, h in cited)
+        if overlaps or length > budget:
+            continue
+        cited.append((p.sentence_start, p.sentence_end, p.hit))
+        budget -= length
+    return Choice(False, lead, tuple(cited), lead.confidence)
+
+
+class ReaderAnswerer:
+    """Answers with a trained span reader (see module docstring); ``name`` is ``reader``."""
+
+    name = "reader"
+
+    def __init__(self, settings: AnswerSettings, reader: SpanReader | None = None) -> None:
+        self.settings = settings
+        self.reader = reader or SpanReader(settings.reader_model or None, threads=settings.reader_threads)
+        self.threshold = (
+            settings.reader_refusal_threshold if settings.reader_refusal_threshold is not None else READER_REFUSAL_THRESHOLD
+        )
+
+    def propose(self, question: str, hits: list[Hit]) -> list[Proposal]:
+        """Every span the reader proposes in the top passages, most confident first."""
+        top = hits[: self.settings.reader_passages]
+        read = self.reader.read(question, [h.chunk.text for h in top], top_n=self.settings.reader_spans)
+        out: list[Proposal] = []
+        for hit, spans in zip(top, read):
+            for span in spans:
+                text = _strip_edges(span.text)
+                if not text:
+                    continue
+                lead = span.text.find(text)
+                span = Span(span.passage, span.start + lead, span.start + lead + len(text), text, span.score, span.margin, span.has_answer)
+                start = hit.chunk.start + span.start
+                end = start + len(text)
+                sentence = holding_sentences(hit.chunk.sentences, start, end) or (hit.chunk.start, hit.chunk.end)
+                out.append(Proposal(span, hit, start, end, sentence[0], sentence[1], confidence(span.margin, span.has_answer)))
+        out.sort(key=lambda p: -p.confidence)
+        return out
+
+    def answer(self, question: str, hits: list[Hit], query_vector: np.ndarray | None = None) -> Draft:
+        if not hits:
+            return Draft(NO_PASSAGES_TEXT, None, [], True, 0.0, answerer=self.name)
+        proposals = self.propose(question, hits)
+        s = self.settings
+        required = requirement(question) if s.reader_kind_check else None
+        choice = choose(proposals, required, self.threshold, s.reader_runner_up_ratio, s.reader_max_cited_chars, s.max_sentences)
+        details: dict[str, Any] = {"confidence": round(choice.confidence, 4), "proposals": [_describe(p) for p in proposals[:5]]}
+        if choice.refused or choice.lead is None:
+            details["refusal"] = choice.reason
+            return Draft(REFUSAL_TEXT, None, [], True, choice.confidence, answerer=self.name, details=details)
+        citations = [
+            Citation(id=i, source=hit.source, start=a, end=b, quote=hit.chunk.text[a - hit.chunk.start : b - hit.chunk.start])
+            for i, (a, b, hit) in enumerate(choice.cited, 1)
+        ]
+        lead = choice.lead
+        short = lead.span.text
+        details["short_answer_span"] = {"citation": 1, "start": lead.start, "end": lead.end}
+        body = " ".join(f"{c.quote} [{c.id}]" for c in citations)
+        text = body if normalize_answer(short) == normalize_answer(citations[0].quote) else f"{short} [1]. {body}"
+        return Draft(text, short, citations, False, choice.confidence, answerer=self.name, details=details)
+
+
+def _describe(p: Proposal) -> dict[str, Any]:
+    return {
+        "text": p.span.text, "source": p.hit.source, "start": p.start, "end": p.end,
+        "margin": round(p.span.margin, 3), "has_answer": round(p.span.has_answer, 4), "confidence": round(p.confidence, 4),
+    }

@@ -1,0 +1,254 @@
+"""The span reader: its training script, its ONNX runtime, the shipped artifact, and the answer path.
+
+A tiny model is trained for a few steps and exported here (the training script's CI run); the
+runtime's offset and loading checks run on it. The shipped model's checksum, offline loading and
+answers are tested on a real index of a corpus written for these tests.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.answering.reader import DEFAULT_MODEL_DIR, ReaderError, SpanReader, card_sha256, model_sha256
+from rag.answering.span_answerer import confidence, holding_sentences, normalize_answer
+from rag.assistant import Assistant
+
+from .conftest import ROOT, make_settings
+
+TINY_SQUAD = {
+    "version": "1.1",
+    "data": [
+        {
+            "title": f"Article_{a}",
+            "paragraphs": [
+                {
+                    "context": f"The river Ulva{a} flows through Kessel{p}. It was bridged in {1800 + 10 * p + a} by the engineer Mara Holt{p}.",
+                    "qas": [
+                        {"id": f"q{a}{p}0", "question": f"When was the river Ulva{a} bridged?",
+                         "answers": [{"text": str(1800 + 10 * p + a), "answer_start": 0}]},
+                        {"id": f"q{a}{p}1", "question": f"Who bridged the river in Kessel{p}?",
+                         "answers": [{"text": f"Mara Holt{p}", "answer_start": 0}]},
+                    ],
+                }
+                for p in range(3)
+            ],
+        }
+        for a in range(20)
+    ],
+}
+
+
+def _fix_offsets(data: dict) -> dict:
+    for art in data["data"]:
+        for para in art["paragraphs"]:
+            for qa in para["qas"]:
+                for ans in qa["answers"]:
+                    ans["answer_start"] = para["context"].index(ans["text"])
+    return data
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Train the reader for a few steps on a tiny sample, resume, and export it (as CI does)."""
+    root = tmp_path_factory.mktemp("reader-train")
+    data = root / "tiny.json"
+    data.write_text(json.dumps(_fix_offsets(TINY_SQUAD)), encoding="utf-8")
+    script = ROOT / "training" / "train_reader.py"
+    common = [sys.executable, str(script), str(data), "--cache", str(root / "cache"), "--max-len", "64",
+              "--batch", "4", "--dev-size", "8", "--log-every", "2", "--eval-every", "4", "--threads", "1"]
+    run = subprocess.run([*common, "--examples", "16"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    curve = [json.loads(line) for line in (root / "cache" / "curve.jsonl").read_text().splitlines()]
+    assert curve[-1]["step"] == curve[-1]["of"] == 4
+    assert "squad11_heldout_f1" in curve[-1]
+    assert (root / "cache" / "checkpoint.pt").is_file() and (root / "cache" / "final.pt").is_file()
+    # Resuming a finished run does no more steps and writes no more curve rows.
+    again = subprocess.run([*common, "--examples", "16"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resumed at step 4 of 4" in again.stderr
+    assert len((root / "cache" / "curve.jsonl").read_text().splitlines()) == len(curve)
+    out = root / "model"
+    export = subprocess.run([*common, "--export", str(out)], capture_output=True, text=True, timeout=600)
+    assert export.returncode == 0, export.stderr[-2000:]
+    return out
+
+
+def test_tiny_model_spans_index_their_passages(tiny_model: Path) -> None:
+    reader = SpanReader(tiny_model)
+    passages = ["The river Ulva3 flows through Kessel1. It was bridged in 1813 by the engineer Mara Holt1.",
+                "Nothing here " * 40 + "but a long passage read in several windows."]
+    out = reader.read("When was the river bridged?", passages, top_n=4)
+    assert len(out) == 2
+    for i, spans in enumerate(out):
+        assert spans, f"passage {i} got no span"
+        for s in spans:
+            assert passages[i][s.start : s.end] == s.text
+            # whole words: a span never starts or ends inside a word
+            assert s.start == 0 or not (passages[i][s.start - 1].isalnum() and passages[i][s.start].isalnum())
+            assert s.end == len(passages[i]) or not (passages[i][s.end - 1].isalnum() and passages[i][s.end].isalnum())
+        assert [s.margin for s in spans] == sorted((s.margin for s in spans), reverse=True)
+
+
+def test_reader_refuses_a_model_folder_that_does_not_match(tiny_model: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model, bad)
+    meta = json.loads((bad / "reader.json").read_text())
+    meta["inputs"] = ["input_ids", "attention_mask"]
+    (bad / "reader.json").write_text(json.dumps(meta))
+    with pytest.raises(ReaderError, match="expects format 1"):
+        SpanReader(bad).read("q?", ["a passage."])
+    (bad / "model.onnx").unlink()
+    with pytest.raises(ReaderError, match="model.onnx is missing"):
+        SpanReader(bad).read("q?", ["a passage."])
+
+
+def test_reader_path_does_not_import_torch(tiny_model: Path) -> None:
+    code = (
+        "import sys; from rag.answering.reader import SpanReader; "
+        f"r = SpanReader({str(tiny_model)!r}); r.read('who?', ['Mara Holt built it.']); "
+        "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_shipped_model_matches_its_card() -> None:
+    card = DEFAULT_MODEL_DIR / "MODEL_CARD.md"
+    assert card.is_file()
+    assert card_sha256(card) == model_sha256(DEFAULT_MODEL_DIR / "model.onnx")
+    assert (DEFAULT_MODEL_DIR / "model.onnx").stat().st_size <= 30 * 1024 * 1024
+
+
+def test_pure_parts() -> None:
+    assert holding_sentences(((0, 10), (10, 25), (25, 40)), 12, 27) == (10, 40)
+    assert holding_sentences(((0, 10),), 20, 30) is None
+    assert confidence(4.0, 0.9) > confidence(0.0, 0.9) > confidence(-4.0, 0.9)
+    assert confidence(1.0, 0.95) > confidence(1.0, 0.2)
+    assert normalize_answer("The  Port, of Lindvik!") == "port of lindvik"
+
+
+HARBOUR = """Lindvik harbour sets a record
+
+The Port of Lindvik handled 4.2 million containers in 2023, a record for the harbour. Most of the growth came from liquefied gas shipments arriving from Norway. The harbour authority burns the gas in its own power plant, which heats 12,000 homes in the town. Mayor Helga Brandt said the new quay would open in March 2025.
+
+The quay was designed by the engineering firm Oskarsson Partners. Critics argue that the expansion harms the salmon of the fjord, and fishermen have protested twice outside the town hall.
+"""
+ORCHARD = """Apple growers in Vestby
+
+Vestby's orchards produced 3,100 tonnes of apples last autumn. The cooperative sells most of the harvest to a cider maker in Bergen. Growers blame a late frost for smaller pears this year.
+"""
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory: pytest.TempPathFactory, embedder) -> Assistant:  # noqa: ANN001
+    root = tmp_path_factory.mktemp("toy-reader")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    (corpus / "harbour.txt").write_text(HARBOUR, encoding="utf-8")
+    (corpus / "orchard.txt").write_text(ORCHARD, encoding="utf-8")
+    assistant = Assistant.open(settings=make_settings(root / "index", answer={"answerer": "reader"}), create=True, embedder=embedder)
+    assistant.ingest([corpus])
+    yield assistant
+    assistant.close()
+
+
+@pytest.mark.parametrize(
+    ("question", "expected", "sentence_part"),
+    [
+        ("How many containers did the Port of Lindvik handle in 2023?", "4.2 million", "handled 4.2 million containers"),
+        ("Who designed the quay?", "Oskarsson Partners", "designed by the engineering firm"),
+        ("Where does the cooperative sell most of its harvest?", "Bergen", "cider maker in Bergen"),
+        ("How many homes does the power plant heat?", "12,000", "heats 12,000 homes"),
+        ("When will the new quay open?", "March 2025", "would open in March 2025"),
+    ],
+)
+def test_shipped_reader_answers_with_the_span_and_its_sentence(toy: Assistant, question: str, expected: str, sentence_part: str) -> None:
+    answer = toy.ask(question)
+    assert answer.answerer == "reader"
+    assert not answer.refused
+    assert answer.short_answer is not None and expected in answer.short_answer
+    assert len(answer.short_answer) <= 3 * len(expected)  # a span, not a sentence
+    lead = answer.citations[0]
+    assert sentence_part in lead.quote
+    assert toy.document_text(lead.source)[lead.start : lead.end] == lead.quote
+    span = answer.details["short_answer_span"]
+    assert span["citation"] == 1 and lead.start <= span["start"] < span["end"] <= lead.end
+    assert toy.document_text(lead.source)[span["start"] : span["end"]] == answer.short_answer
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is the population of Lindvik?",  # the corpus does not say
+        "How much did the new quay cost?",  # no amount of money anywhere
+        "Who is the mayor of Bergen?",  # a mayor, but of another town
+    ],
+)
+def test_shipped_reader_refuses_what_the_sources_do_not_say(toy: Assistant, question: str) -> None:
+    answer = toy.ask(question)
+    assert answer.refused, (answer.short_answer, answer.details.get("confidence"))
+    assert answer.short_answer is None and not answer.citations
+
+
+def test_follow_up_is_read_for_the_standalone_question(toy: Assistant) -> None:
+    first = toy.ask("Who designed the quay?")
+    follow = toy.ask("and when will it open?", history=[{"question": first.question, "answer": first.answer}])
+    assert not follow.refused
+    assert follow.short_answer is not None and "March 2025" in follow.short_answer
+    assert "quay" in follow.standalone_question.lower()
+
+
+def _proposal(chunk_text: str, span_text: str, conf: float, source: str = "a.txt", offset: int = 0):  # noqa: ANN202
+    from rag.answering.reader import Span
+    from rag.answering.span_answerer import Proposal
+    from rag.domain import Chunk, Hit
+
+    sentences, pos = [], 0
+    for part in chunk_text.split(". "):
+        end = min(len(chunk_text), pos + len(part) + 2)
+        sentences.append((offset + pos, offset + end))
+        pos = end
+    chunk = Chunk("d" + source, 0, offset, offset + len(chunk_text), chunk_text, tuple(sentences))
+    hit = Hit(chunk, source, 1.0)
+    a = chunk_text.index(span_text)
+    s0, s1 = next((s, e) for s, e in sentences if s <= offset + a < e)
+    return Proposal(Span(0, a, a + len(span_text), span_text, 1.0, 1.0, 0.9), hit, offset + a, offset + a + len(span_text), s0, s1, conf)
+
+
+def test_choose_leads_with_the_most_confident_span_of_the_kind_asked_for() -> None:
+    from rag.answering.span_answerer import choose
+    from rag.text.answer_kinds import requirement
+
+    text = "The quay cost $40 million. It opened in March 2025. Mayor Helga Brandt cut the ribbon."
+    props = [_proposal(text, "Helga Brandt", 0.9), _proposal(text, "March 2025", 0.7), _proposal(text, "$40 million", 0.6)]
+    when = choose(props, requirement("When did the quay open?"), 0.5, 1.0, 300, 4)
+    assert not when.refused and when.lead.span.text == "March 2025"
+    assert [(s, e) for s, e, _ in when.cited] == [(when.lead.sentence_start, when.lead.sentence_end)]
+    cost = choose(props, requirement("How much did the quay cost?"), 0.5, 1.0, 300, 4)
+    assert cost.lead.span.text == "$40 million"
+    # under the threshold: refused, whatever the kind
+    assert choose(props, requirement("How much did the quay cost?"), 0.65, 1.0, 300, 4).refused
+    # no span of the kind asked for: refused with the reason
+    none = choose([props[0]], requirement("How many homes does it heat?"), 0.1, 1.0, 300, 4)
+    assert none.refused and "kind of answer" in none.reason
+
+
+def test_choose_cites_support_and_close_runners_up_within_the_budget() -> None:
+    from rag.answering.span_answerer import choose
+
+    a = _proposal("Bergen buys the apples. The cider is made there.", "Bergen", 0.9, "a.txt")
+    same = _proposal("Most apples go to Bergen. Growers are happy.", "Bergen", 0.8, "b.txt")
+    other = _proposal("Some go to Oslo. Prices fell.", "Oslo", 0.6, "c.txt")
+    only_same = choose([a, same, other], None, 0.5, 1.0, 300, 4)
+    assert [h.source for _, _, h in only_same.cited] == ["a.txt", "b.txt"]
+    with_runner = choose([a, same, other], None, 0.5, 0.5, 300, 4)
+    assert [h.source for _, _, h in with_runner.cited] == ["a.txt", "b.txt", "c.txt"]
+    tight = choose([a, same, other], None, 0.5, 0.5, 40, 4)
+    assert [h.source for _, _, h in tight.cited] == ["a.txt"]
