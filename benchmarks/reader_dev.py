@@ -101,16 +101,19 @@ def collect(args: argparse.Namespace) -> None:
 PASSAGES = 5
 
 
+NARROW = True
+
+
 def replay(row: dict, threshold: float, a: float, b: float, kind: bool, ratio: float, max_chars: int) -> Choice:
     props = [replace(p, confidence=confidence(p.span.margin, p.span.has_answer, a, b))
              for p in row["proposals"] if row["ranks"][p.hit.chunk.id] < PASSAGES]
     props.sort(key=lambda p: -p.confidence)
-    return choose(props, row["required"] if kind else None, threshold, ratio, max_chars, 4)
+    return choose(props, row["required"] if kind else None, threshold, ratio, max_chars, 4, narrow=NARROW)
 
 
 def score(args: argparse.Namespace) -> None:
-    global PASSAGES
-    PASSAGES = args.passages
+    global PASSAGES, NARROW
+    PASSAGES, NARROW = args.passages, not args.no_narrow
     with (Path(args.run) / "proposals.pkl").open("rb") as f:
         rows = pickle.load(f)
     pos = [r for r in rows if not r["unanswerable"]]
@@ -124,7 +127,7 @@ def score(args: argparse.Namespace) -> None:
         for r in pos:
             c = replay(r, thr, args.a, args.b, not args.no_kind, args.ratio, args.max_chars)
             fr += c.refused
-            short = "" if c.refused else c.lead.span.text
+            short = "" if c.refused else c.short[2]
             cited = " ".join(h.chunk.text[s - h.chunk.start : e - h.chunk.start] for s, e, h in c.cited)
             f1s.append(0.0 if c.refused else f1_score(short, r["answers"]))
             ems.append(0.0 if c.refused else float(normalize_answer(short) in {normalize_answer(x) for x in r["answers"]}))
@@ -160,9 +163,10 @@ def main() -> None:
     s.add_argument("--a", type=float, default=0.5)
     s.add_argument("--b", type=float, default=0.5)
     s.add_argument("--no-kind", action="store_true")
-    s.add_argument("--ratio", type=float, default=1.0, help="runner-up ratio (>= 1: same answer only)")
+    s.add_argument("--ratio", type=float, default=0.5, help="runner-up ratio (>= 1: same answer only)")
     s.add_argument("--max-chars", type=int, default=300)
     s.add_argument("--json", help="also write the table here")
+    s.add_argument("--no-narrow", action="store_true", help="keep the reader's whole span as the short answer")
     s.add_argument("--passages", type=int, default=5, help="replay reading only the top N passages (N <= what was collected)")
     args = ap.parse_args()
     collect(args) if args.cmd == "collect" else score(args)

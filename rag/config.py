@@ -67,7 +67,7 @@ class AnswerSettings(BaseModel):
         None, description="reader confidence below which to refuse (0..1); None = the calibrated default"
     )
     reader_runner_up_ratio: float = Field(
-        1.0, ge=0.0, description="also cite a sentence whose answer has this share of the lead's confidence (>= 1: only the same answer)"
+        0.5, ge=0.0, description="also cite a sentence whose answer has this share of the lead's confidence (>= 1: only the same answer)"
     )
     reader_max_cited_chars: int = Field(300, ge=50, description="citation budget per reader answer")
     reader_kind_check: bool = Field(True, description="refuse when no proposed span holds the kind of answer asked for")

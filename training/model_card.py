@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--curve", type=Path, required=True)
     ap.add_argument("--table", action="append", default=[], help="TITLE=path of a reader_dev.py score --json file")
     ap.add_argument("--threshold", type=float, required=True, help="the default refusal threshold")
+    ap.add_argument("--note", default="", help="a sentence about this run (e.g. a budget changed on resume)")
     args = ap.parse_args()
     model = args.model_dir / "model.onnx"
     meta = json.loads((args.model_dir / "reader.json").read_text())
@@ -94,6 +95,7 @@ def main() -> None:
         "```",
         "",
         f"Settings: {json.dumps({k: train[k] for k in ('examples', 'batch', 'lr', 'max_len', 'p_other', 'p_window', 'p_swap', 'slice_repeat', 'has_weight', 'seed')})}.",
+        *([args.note] if args.note else []),
         "On the 2-core CPU of this project's machines, bf16 autocast, shared with other work (see the",
         "examples/s column). Learning curve (held-out dev sets, paragraph given; `refused_at10` = share",
         "of negatives refused when 10% of answerable questions are):",

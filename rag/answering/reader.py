@@ -74,6 +74,7 @@ class SpanReader:
         self._lock = threading.Lock()
         self._session = None
         self._tokenizer = None
+        self._plain = None
         self.max_len = 0
 
     def _load(self) -> None:
@@ -106,6 +107,8 @@ class SpanReader:
             if set(names) != set(INPUTS):
                 raise ReaderError(f"reader model {model_path} takes inputs {list(names)}, expected {list(INPUTS)}")
             tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+            self._plain = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))  # no truncation: to clip questions
+            self._plain.no_truncation()
             self.max_len = int(meta["max_len"])
             tokenizer.enable_truncation(self.max_len, stride=self.max_len // 3, strategy="only_second")
             tokenizer.no_padding()
@@ -117,6 +120,7 @@ class SpanReader:
             return [[] for _ in passages]
         self._load()
         assert self._tokenizer is not None and self._session is not None
+        question = self._clip(question)
         windows = []  # (passage index, encoding)
         for i, passage in enumerate(passages):
             enc = self._tokenizer.encode(question, passage)
@@ -140,6 +144,14 @@ class SpanReader:
             seen: set[tuple[int, int]] = set()
             spans[:] = [s for s in spans if (s.start, s.end) not in seen and not seen.add((s.start, s.end))][:top_n]
         return out
+
+    def _clip(self, question: str) -> str:
+        """The question cut to half the window, so that every window still holds some passage."""
+        enc = self._plain.encode(question, add_special_tokens=False)
+        limit = self.max_len // 2
+        if len(enc.ids) <= limit:
+            return question
+        return question[: enc.offsets[limit - 1][1]]
 
     def _spans(self, i: int, passage: str, w, start: np.ndarray, end: np.ndarray, has_logit: float, top_n: int) -> list[Span]:
         ctx = np.array([j for j, s in enumerate(w.sequence_ids) if s == 1], dtype=np.int64)

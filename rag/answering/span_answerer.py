@@ -24,16 +24,19 @@ from rag.answering.reader import Span, SpanReader
 from rag.config import AnswerSettings
 from rag.domain import Hit
 from rag.records import Citation
-from rag.text.answer_kinds import candidates, holds, requirement
+from rag.text.answer_kinds import AType, candidates, holds, requirement
 
 # Confidence = sigmoid(MARGIN_SCALE * margin + HAS_SCALE * logit(has_answer) + CONFIDENCE_BIAS):
 # the span's lead over its window's no-answer score and the window's has-answer probability,
-# both from the reader's forward pass. See docs/reader.md for how these and the default
-# threshold were chosen, and the trade-off table.
+# both from the reader's forward pass. Equal weights: on the slice's training-use articles no other
+# mix (margin alone, has-answer alone, 0.3/1) separated answerable from unanswerable questions
+# better at the same false-refusal rate. The default threshold refuses about 7% of answerable
+# questions on SQuAD 1.1 articles the reader never saw (benchmarks/reader_dev.py); the trade-off
+# table is in rag/answering/reader_model/MODEL_CARD.md.
 MARGIN_SCALE = 0.5
 HAS_SCALE = 0.5
 CONFIDENCE_BIAS = 0.0
-READER_REFUSAL_THRESHOLD = 0.5
+READER_REFUSAL_THRESHOLD = 0.4
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class Choice:
     cited: tuple[tuple[int, int, Hit], ...]  # document (start, end) of each cited sentence run, lead first
     confidence: float
     reason: str = ""
+    short: tuple[int, int, str] | None = None  # document (start, end) and text of the short answer
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,11 @@ def holding_sentences(chunk_sentences: tuple[tuple[int, int], ...], start: int, 
     return overlapping[0][0], overlapping[-1][1]
 
 
+def crosses_sentences(chunk_sentences: tuple[tuple[int, int], ...], start: int, end: int) -> bool:
+    """Whether ``[start, end)`` spans text of two or more of the chunk's sentences."""
+    return sum(1 for s, e in chunk_sentences if s < end and start < e) > 1
+
+
 def normalize_answer(text: str) -> str:
     """SQuAD-style normalisation: lower case, no punctuation or articles, single spaces."""
     text = re.sub(r"[^\w\s]", " ", text.lower())
@@ -92,6 +101,7 @@ def choose(
     runner_up_ratio: float,
     max_chars: int,
     max_sentences: int,
+    narrow: bool = True,
 ) -> Choice:
     """The answer policy, a pure function of the reader's proposals (best first).
 
@@ -99,7 +109,8 @@ def choose(
     from ``rag.answer_types.requirement``); under ``threshold``, or with no such proposal, the
     answer is refused. Then, within ``max_chars`` and ``max_sentences``, other sentences are cited
     where the reader found the same answer (support), or another answer nearly as good
-    (confidence at least ``runner_up_ratio`` of the lead's; 1.0 or more turns that off).
+    (confidence at least ``runner_up_ratio`` of the lead's; 1.0 or more turns that off). With
+    ``narrow`` the short answer is the one value of the kind asked for inside the lead span.
     """
     typed = [p for p in proposals if required is None or holds(required, candidates(p.hit.chunk.text, p.span.start, p.span.end))]
     if not typed:
@@ -110,6 +121,7 @@ def choose(
     if lead.confidence < threshold:
         return Choice(True, lead, (), lead.confidence, "the reader's confidence is under the threshold")
     cited = [(lead.sentence_start, lead.sentence_end, lead.hit)]
+    quotes = {_quote(lead)}
     budget = max_chars - (lead.sentence_end - lead.sentence_start)
     key = normalize_answer(lead.span.text)
     for p in typed[1:]:
@@ -121,11 +133,38 @@ def choose(
             continue
         length = p.sentence_end - p.sentence_start
         overlaps = any(p.hit.source == h.source and p.sentence_start < e and s < p.sentence_end for s, e, h in cited)
-        if overlaps or length > budget:
+        if overlaps or length > budget or _quote(p) in quotes:  # the same sentence in a duplicate document
             continue
         cited.append((p.sentence_start, p.sentence_end, p.hit))
+        quotes.add(_quote(p))
         budget -= length
-    return Choice(False, lead, tuple(cited), lead.confidence)
+    return Choice(False, lead, tuple(cited), lead.confidence, short=narrowed(lead, required) if narrow else (lead.start, lead.end, lead.span.text))
+
+
+def _quote(p: Proposal) -> str:
+    c = p.hit.chunk
+    return c.text[p.sentence_start - c.start : p.sentence_end - c.start]
+
+
+# Kinds whose answer is the value itself: "what share...?" is answered by "90%", not "90% of Russia".
+VALUE_KINDS = frozenset({AType.PERCENT, AType.MONEY, AType.NUMBER, AType.DATE, AType.DURATION})
+
+
+def narrowed(lead: Proposal, required: frozenset[AType] | None) -> tuple[int, int, str]:
+    """The short answer: the lead span, or the one value of the kind asked for inside it.
+
+    Only for value kinds (numbers, amounts, dates, durations), and only when the span holds
+    exactly one such value; names and descriptions keep the reader's span.
+    """
+    whole = (lead.start, lead.end, lead.span.text)
+    if not required or not required <= VALUE_KINDS:
+        return whole
+    chunk = lead.hit.chunk
+    values = [c for c in candidates(chunk.text, lead.span.start, lead.span.end) if c.type in required]
+    if len(values) != 1:
+        return whole
+    v = values[0]
+    return chunk.start + v.start, chunk.start + v.end, v.text
 
 
 class ReaderAnswerer:
@@ -155,6 +194,8 @@ class ReaderAnswerer:
                 start = hit.chunk.start + span.start
                 end = start + len(text)
                 sentence = holding_sentences(hit.chunk.sentences, start, end) or (hit.chunk.start, hit.chunk.end)
+                if crosses_sentences(hit.chunk.sentences, start, end):
+                    continue  # an answer lies inside one sentence; a span across two is a fragment
                 out.append(Proposal(span, hit, start, end, sentence[0], sentence[1], confidence(span.margin, span.has_answer)))
         out.sort(key=lambda p: -p.confidence)
         return out
@@ -174,9 +215,9 @@ class ReaderAnswerer:
             Citation(id=i, source=hit.source, start=a, end=b, quote=hit.chunk.text[a - hit.chunk.start : b - hit.chunk.start])
             for i, (a, b, hit) in enumerate(choice.cited, 1)
         ]
-        lead = choice.lead
-        short = lead.span.text
-        details["short_answer_span"] = {"citation": 1, "start": lead.start, "end": lead.end}
+        assert choice.short is not None
+        start, end, short = choice.short
+        details["short_answer_span"] = {"citation": 1, "start": start, "end": end}
         body = " ".join(f"{c.quote} [{c.id}]" for c in citations)
         text = body if normalize_answer(short) == normalize_answer(citations[0].quote) else f"{short} [1]. {body}"
         return Draft(text, short, citations, False, choice.confidence, answerer=self.name, details=details)
