@@ -46,7 +46,7 @@ def toy(tmp_path_factory: pytest.TempPathFactory, embedder) -> Assistant:  # noq
     corpus.mkdir()
     (corpus / "harbour.txt").write_text(HARBOUR, encoding="utf-8")
     (corpus / "orchard.txt").write_text(ORCHARD, encoding="utf-8")
-    assistant = Assistant.open(settings=make_settings(root / "index"), create=True, embedder=embedder)
+    assistant = Assistant.open(settings=make_settings(root / "index", answer={"answerer": "extractive"}), create=True, embedder=embedder)
     assistant.ingest([corpus])
     yield assistant
     assistant.close()

@@ -37,4 +37,4 @@ def test_term_stats_idf_is_positive_and_largest_for_unseen_tokens() -> None:
 def test_no_rag_setting_from_the_environment_reaches_the_tests() -> None:
     leaked = [n for n in os.environ if n.startswith("RAG_") and not n.startswith(("RAG_TEST_", "RAG_CRASH_"))]
     assert leaked == []
-    assert Settings().answer.answerer == "extractive"  # the default, whatever the shell says
+    assert Settings().answer.answerer == "reader"  # the default, whatever the shell says

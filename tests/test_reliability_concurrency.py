@@ -174,7 +174,7 @@ VERSION_B = (
     "by the county. It was made of steel. The toll was abolished in 1950.\n"
 )
 TOWN = "town.txt"
-MID_QUESTION = "What was the toll?"
+MID_QUESTION = "When was the bridge built?"  # both versions say, differently
 QUESTIONS = ("When was the bridge built?", "What was the bridge made of?", "What was the toll?", "Who built the bridge?")
 
 

@@ -420,7 +420,7 @@ def test_settings_panel_filters_and_answerer(open_page: Callable[[], Page]) -> N
     page = open_page()
     page.locator("#rag-settings").get_by_text("Settings").click()
     settings = page.locator("#rag-settings")
-    expect(settings.get_by_label("Answerer")).to_have_value("extractive")
+    expect(settings.get_by_label("Answerer")).to_have_value("reader")
     settings.get_by_label("Published until").fill("2000-01-01")  # before the only dated document
     refused = ask(page, QUESTION)
     expect(refused).to_have_class("rag-answer rag-refused")
