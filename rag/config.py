@@ -70,6 +70,9 @@ class AnswerSettings(BaseModel):
         0.5, ge=0.0, description="also cite a sentence whose answer has this share of the lead's confidence (>= 1: only the same answer)"
     )
     reader_max_cited_chars: int = Field(300, ge=50, description="citation budget per reader answer")
+    reader_cite_best_sentence: bool = Field(
+        True, description="also cite the feature model's best sentence when the reader did not and it fits the budget"
+    )
     reader_kind_check: bool = Field(True, description="refuse when no proposed span holds the kind of answer asked for")
 
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from rag.answering.draft import NO_PASSAGES_TEXT, REFUSAL_TEXT, Draft
+from rag.answering.draft import NO_PASSAGES_TEXT, REFUSAL_TEXT, Draft, ScoredSentence
+from rag.answering.extractive import ExtractiveAnswerer
 from rag.answering.reader import Span, SpanReader
 from rag.config import AnswerSettings
 from rag.domain import Hit
@@ -175,6 +176,7 @@ class ReaderAnswerer:
     def __init__(self, settings: AnswerSettings, reader: SpanReader | None = None) -> None:
         self.settings = settings
         self.reader = reader or SpanReader(settings.reader_model or None, threads=settings.reader_threads)
+        self.sentences = ExtractiveAnswerer(settings)  # the feature model's sentence ranking, for one more citation
         self.threshold = (
             settings.reader_refusal_threshold if settings.reader_refusal_threshold is not None else READER_REFUSAL_THRESHOLD
         )
@@ -200,6 +202,16 @@ class ReaderAnswerer:
         out.sort(key=lambda p: -p.confidence)
         return out
 
+    def _best_sentence(self, question: str, hits: list[Hit], query_vector: np.ndarray, citations: list[Citation]) -> list[Citation]:
+        """The feature model's best sentence as one more citation, when the reader did not cite it
+        and it fits the budget: two different readers of the passages cover the answer more often
+        than either alone."""
+        scored = self.sentences.score_sentences(question, hits, query_vector)
+        if not scored or not _fits(scored[0], citations, self.settings.reader_max_cited_chars, self.settings.max_sentences):
+            return []
+        best = scored[0]
+        return [Citation(id=len(citations) + 1, source=best.source, start=best.start, end=best.end, quote=best.text)]
+
     def answer(self, question: str, hits: list[Hit], query_vector: np.ndarray | None = None) -> Draft:
         if not hits:
             return Draft(NO_PASSAGES_TEXT, None, [], True, 0.0, answerer=self.name)
@@ -215,12 +227,21 @@ class ReaderAnswerer:
             Citation(id=i, source=hit.source, start=a, end=b, quote=hit.chunk.text[a - hit.chunk.start : b - hit.chunk.start])
             for i, (a, b, hit) in enumerate(choice.cited, 1)
         ]
+        if s.reader_cite_best_sentence and query_vector is not None:
+            citations += self._best_sentence(question, hits, query_vector, citations)
         assert choice.short is not None
         start, end, short = choice.short
         details["short_answer_span"] = {"citation": 1, "start": start, "end": end}
         body = " ".join(f"{c.quote} [{c.id}]" for c in citations)
         text = body if normalize_answer(short) == normalize_answer(citations[0].quote) else f"{short} [1]. {body}"
         return Draft(text, short, citations, False, choice.confidence, answerer=self.name, details=details)
+
+
+def _fits(sentence: ScoredSentence, citations: list[Citation], max_chars: int, max_sentences: int) -> bool:
+    used = sum(c.end - c.start for c in citations)
+    overlaps = any(c.source == sentence.source and sentence.start < c.end and c.start < sentence.end for c in citations)
+    duplicate = any(c.quote == sentence.text for c in citations)
+    return not overlaps and not duplicate and len(citations) < max_sentences and used + len(sentence.text) <= max_chars
 
 
 def _describe(p: Proposal) -> dict[str, Any]:
