@@ -20,6 +20,7 @@ from rag.answering.span_answerer import confidence, crosses_sentences, holding_s
 from rag.assistant import Assistant
 
 from .conftest import ROOT, make_settings
+from .test_answer import HARBOUR, ORCHARD  # the same two-article corpus, read by the reader here
 
 TINY_SQUAD = {
     "version": "1.1",
@@ -133,18 +134,6 @@ def test_pure_parts() -> None:
     assert confidence(4.0, 0.9) > confidence(0.0, 0.9) > confidence(-4.0, 0.9)
     assert confidence(1.0, 0.95) > confidence(1.0, 0.2)
     assert normalize_answer("The  Port, of Lindvik!") == "port of lindvik"
-
-
-HARBOUR = """Lindvik harbour sets a record
-
-The Port of Lindvik handled 4.2 million containers in 2023, a record for the harbour. Most of the growth came from liquefied gas shipments arriving from Norway. The harbour authority burns the gas in its own power plant, which heats 12,000 homes in the town. Mayor Helga Brandt said the new quay would open in March 2025.
-
-The quay was designed by the engineering firm Oskarsson Partners. Critics argue that the expansion harms the salmon of the fjord, and fishermen have protested twice outside the town hall.
-"""
-ORCHARD = """Apple growers in Vestby
-
-Vestby's orchards produced 3,100 tonnes of apples last autumn. The cooperative sells most of the harvest to a cider maker in Bergen. Growers blame a late frost for smaller pears this year.
-"""
 
 
 @pytest.fixture(scope="module")

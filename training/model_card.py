@@ -12,17 +12,10 @@ command and settings from ``reader.json``, the curve and the tables from the fil
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+from rag.answering.reader import model_sha256 as sha256
 
 
 def curve_table(rows: list[dict]) -> list[str]:
