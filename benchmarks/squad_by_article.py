@@ -3,11 +3,17 @@ training-use ones, and all 11, from a rag eval answers.jsonl (after scripts/make
 
     .venv/bin/python benchmarks/squad_by_article.py evals/baselines/squad/answers.jsonl
 """
-import json, re, string, sys
-from collections import Counter
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from rag.evals.metrics import f1_score, normalize_answer
+
+from rag.evals.metrics import f1_score, normalize_answer  # noqa: E402
+
 sl = json.load(open(str(ROOT.parent / "shared/data/squad2-dev/squad2-dev-public.json")))["data"]
 titles = sorted(a["title"] for a in sl)
 held = set(titles[1::2])
