@@ -32,13 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
 
-from rag.answering.span_answerer import Choice, ReaderAnswerer, choose, confidence, normalize_answer  # noqa: E402
+from rag.answering.span_answerer import Choice, ReaderAnswerer, choose, confidence  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.evals.gold import load_gold  # noqa: E402
 from rag.evals.metrics import f1_score  # noqa: E402
 from rag.evals.squad import convert_squad  # noqa: E402
 from rag.text.answer_kinds import requirement  # noqa: E402
+from rag.text.normalize import normalize_answer  # noqa: E402
 
 
 def choose_articles(data: list[dict], titles: str, seed: int = 13) -> list[dict]:

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from rag.answering.reader import DEFAULT_MODEL_DIR, ReaderError, SpanReader, card_sha256, model_sha256
-from rag.answering.span_answerer import confidence, crosses_sentences, holding_sentences, normalize_answer
+from rag.answering.span_answerer import confidence, overlapping_sentences
+from rag.text.normalize import normalize_answer
 from rag.assistant import Assistant
 
 from .conftest import ROOT, make_settings
@@ -128,9 +129,10 @@ def test_shipped_model_matches_its_card() -> None:
 
 
 def test_pure_parts() -> None:
-    assert holding_sentences(((0, 10), (10, 25), (25, 40)), 12, 27) == (10, 40)
-    assert holding_sentences(((0, 10),), 20, 30) is None
-    assert crosses_sentences(((0, 10), (10, 25)), 8, 12) and not crosses_sentences(((0, 10), (10, 25)), 10, 25)
+    assert overlapping_sentences(((0, 10), (10, 25), (25, 40)), 12, 27) == [(10, 25), (25, 40)]
+    assert overlapping_sentences(((0, 10),), 20, 30) == []
+    assert len(overlapping_sentences(((0, 10), (10, 25)), 8, 12)) == 2
+    assert overlapping_sentences(((0, 10), (10, 25)), 10, 25) == [(10, 25)]
     assert confidence(4.0, 0.9) > confidence(0.0, 0.9) > confidence(-4.0, 0.9)
     assert confidence(1.0, 0.95) > confidence(1.0, 0.2)
     assert normalize_answer("The  Port, of Lindvik!") == "port of lindvik"

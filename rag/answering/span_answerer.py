@@ -26,6 +26,7 @@ from rag.config import AnswerSettings
 from rag.domain import Hit
 from rag.records import Citation
 from rag.text.answer_kinds import AType, candidates, holds, requirement
+from rag.text.normalize import normalize_answer
 
 # Confidence = sigmoid(MARGIN_SCALE * margin + HAS_SCALE * logit(has_answer) + CONFIDENCE_BIAS):
 # the span's lead over its window's no-answer score and the window's has-answer probability,
@@ -72,23 +73,9 @@ def confidence(margin: float, has_answer: float, margin_scale: float = MARGIN_SC
     return 1.0 / (1.0 + math.exp(-z))
 
 
-def holding_sentences(chunk_sentences: tuple[tuple[int, int], ...], start: int, end: int) -> tuple[int, int] | None:
-    """The document span of the chunk's sentences that overlap ``[start, end)``."""
-    overlapping = [(s, e) for s, e in chunk_sentences if s < end and start < e]
-    if not overlapping:
-        return None
-    return overlapping[0][0], overlapping[-1][1]
-
-
-def crosses_sentences(chunk_sentences: tuple[tuple[int, int], ...], start: int, end: int) -> bool:
-    """Whether ``[start, end)`` spans text of two or more of the chunk's sentences."""
-    return sum(1 for s, e in chunk_sentences if s < end and start < e) > 1
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD-style normalisation: lower case, no punctuation or articles, single spaces."""
-    text = re.sub(r"[^\w\s]", " ", text.lower())
-    return " ".join(w for w in text.split() if w not in ("a", "an", "the"))
+def overlapping_sentences(chunk_sentences: tuple[tuple[int, int], ...], start: int, end: int) -> list[tuple[int, int]]:
+    """The chunk's sentence spans that share text with ``[start, end)``, in order."""
+    return [(s, e) for s, e in chunk_sentences if s < end and start < e]
 
 
 def _strip_edges(text: str) -> str:
@@ -195,10 +182,11 @@ class ReaderAnswerer:
                 span = Span(span.passage, span.start + lead, span.start + lead + len(text), text, span.score, span.margin, span.has_answer)
                 start = hit.chunk.start + span.start
                 end = start + len(text)
-                sentence = holding_sentences(hit.chunk.sentences, start, end) or (hit.chunk.start, hit.chunk.end)
-                if crosses_sentences(hit.chunk.sentences, start, end):
+                sentences = overlapping_sentences(hit.chunk.sentences, start, end)
+                if len(sentences) > 1:
                     continue  # an answer lies inside one sentence; a span across two is a fragment
-                out.append(Proposal(span, hit, start, end, sentence[0], sentence[1], confidence(span.margin, span.has_answer)))
+                s0, s1 = sentences[0] if sentences else (hit.chunk.start, hit.chunk.end)
+                out.append(Proposal(span, hit, start, end, s0, s1, confidence(span.margin, span.has_answer)))
         out.sort(key=lambda p: -p.confidence)
         return out
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import re
-import string
 from dataclasses import dataclass
+
+from rag.text.normalize import normalize_answer
+
+__all__ = ["DocSpan", "normalize_answer"]
 
 
 @dataclass(frozen=True)
@@ -20,15 +22,3 @@ class DocSpan:
         return self.source == other.source and self.start < other.end and other.start < self.end
 
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
-_PUNCTUATION = frozenset(string.punctuation)
-
-
-def normalize_answer(text: str) -> str:
-    """Lower case, no punctuation, no articles, single spaces (the official SQuAD function).
-
-    >>> normalize_answer("The 90%  share!")
-    '90 share'
-    """
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
-    return " ".join(_ARTICLES.sub(" ", text).split())
