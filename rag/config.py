@@ -18,11 +18,15 @@ DEFAULT_CORPUS_DIR = Path("corpus")
 
 
 class EmbeddingSettings(BaseModel):
-    """The sentence-transformers model that embeds sentences and questions."""
+    """The sentence-transformers model that embeds sentences and questions, run on ONNX Runtime."""
 
-    model: str = Field("", description="hub id or local path; empty = the packaged all-MiniLM-L6-v2")
-    batch_size: int = Field(64, ge=1, le=4096)
-    device: str = "cpu"
+    model: str = Field("", description="local path or cached hub id; empty = the packaged all-MiniLM-L6-v2")
+    variant: Literal["fp32", "int8"] = Field(
+        "fp32", description="fp32: vectors as sentence-transformers'; int8: quantised, faster (an index keeps the one it was built with)"
+    )
+    batch_size: int = Field(8, ge=1, le=4096, description="texts per forward pass at ingest (longest first)")
+    threads: int = Field(0, ge=0, le=256, description="ONNX Runtime threads; 0 = one per core")
+    cache_dir: Path | None = Field(None, description="where ONNX exports are cached; None = ~/.cache/rag-cite/embeddings")
 
 
 class ChunkingSettings(BaseModel):

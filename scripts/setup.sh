@@ -23,3 +23,6 @@ if [ ! -f "$stamp" ]; then
   fi
   touch "$stamp"
 fi
+# The embedding model's ONNX exports (once, ~25 s; a second run only checks): the first
+# `rag ingest` or `rag ask` then does not wait for them. See docs/how-it-works.md.
+HF_HUB_OFFLINE=1 .venv/bin/python -m rag.index.embedding_export --default >/dev/null

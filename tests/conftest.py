@@ -15,7 +15,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 
 from rag.config import Settings  # noqa: E402
-from rag.index.embedding import SentenceTransformerEmbedder  # noqa: E402
+from rag.index.embedding import OnnxEmbedder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,9 +37,9 @@ SHARED = ROOT.parent / "shared"
 
 
 @pytest.fixture(scope="session")
-def embedder() -> SentenceTransformerEmbedder:
+def embedder() -> OnnxEmbedder:
     """The packaged MiniLM, loaded once for the whole session."""
-    return SentenceTransformerEmbedder()
+    return OnnxEmbedder()
 
 
 def make_settings(index_dir: Path, **overrides: object) -> Settings:
@@ -48,7 +48,7 @@ def make_settings(index_dir: Path, **overrides: object) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def seed_index_dir(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder) -> Path:
+def seed_index_dir(tmp_path_factory: pytest.TempPathFactory, embedder: OnnxEmbedder) -> Path:
     """An embedded index of corpus/, built once; tests that need to write copy it."""
     from rag.assistant import Assistant
 
@@ -61,7 +61,7 @@ def seed_index_dir(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceT
 
 
 @pytest.fixture(scope="session")
-def seed_assistant(seed_index_dir: Path, embedder: SentenceTransformerEmbedder):  # noqa: ANN201
+def seed_assistant(seed_index_dir: Path, embedder: OnnxEmbedder):  # noqa: ANN201
     """A read-mostly assistant on the seed index (do not ingest through it)."""
     from rag.assistant import Assistant
 

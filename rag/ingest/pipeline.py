@@ -199,6 +199,7 @@ def _reset_if_pipeline_changed(index: Index) -> None:
         index.catalog.invalidate_hashes()
     index.catalog.set_meta("pipeline", fingerprint)
     index.catalog.set_meta("embedding_model", index.embedder.name)
+    index.catalog.set_meta("embedding_variant", getattr(index.embedder, "variant", "fp32"))
 
 
 def _prepare(index: Index, doc: Document, updated: bool) -> _Prepared:

@@ -1,0 +1,164 @@
+"""The ONNX Runtime embedder: same vectors as sentence-transformers, safe to share, no torch."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.config import Settings
+from rag.errors import ConfigError, StoreError
+from rag.index.embedding import OnnxEmbedder, default_model_path, export_dir, source_key
+from tests.conftest import ROOT, make_settings
+
+TEXTS = [
+    "What share of microelectronics came from China?",
+    "x",
+    "Ünïcödé, 漢字 and 🙂 in one question?",
+    "word " * 400,  # longer than the 256-token limit: truncated the same way
+    "",
+    "U.S. officials: 90% of imports, $1.2bn, 2023-04-13.",
+]
+
+
+def test_fp32_vectors_equal_sentence_transformers(embedder: OnnxEmbedder) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    reference = SentenceTransformer(default_model_path(), device="cpu").encode(TEXTS, normalize_embeddings=True)
+    got = embedder.embed(TEXTS)
+    assert got.dtype == np.float32 and got.shape == (len(TEXTS), 384)
+    assert float(np.abs(got - reference).max()) < 1e-5
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_text_gets_the_same_vector_alone_in_any_batch(embedder: OnnxEmbedder) -> None:
+    together = embedder.embed(TEXTS)  # padded to the longest of its batch
+    for text, vector in zip(TEXTS, together):
+        assert float(np.abs(embedder.embed_query(text) - vector).max()) < 1e-5, text[:20]
+    assert embedder.embed([]).shape == (0, 384)
+
+
+def test_concurrent_questions_share_one_session(embedder: OnnxEmbedder) -> None:
+    questions = [f"question number {i} about {w}?" for i, w in enumerate(["ports", "Kyiv", "chips", "rail"] * 6)]
+    alone = [embedder.embed_query(q) for q in questions]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(embedder.embed_query, questions))
+    assert all(np.array_equal(a, b) for a, b in zip(alone, together))
+
+
+def test_bad_settings_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"embedding variant 'int4' must be one of fp32, int8"):
+        OnnxEmbedder(variant="int4")
+    with pytest.raises(ConfigError, match=r"embedding model '.*nowhere' is neither a folder nor in the local"):
+        OnnxEmbedder(str(tmp_path / "nowhere")).embed(["x"])
+    with pytest.raises(ValueError, match="variant"):
+        Settings(embedding={"variant": "int4"})
+
+
+def test_changed_weights_get_a_new_export_folder(tmp_path: Path) -> None:
+    source = tmp_path / "model"
+    shutil.copytree(default_model_path(), source)
+    key = source_key(source)
+    assert source_key(source) == key
+    config = source / "config.json"
+    config.write_text(config.read_text() + " ")
+    assert source_key(source) != key
+    assert export_dir(source, "fp32", tmp_path) != export_dir(source, "int8", tmp_path)
+
+
+def test_a_broken_cached_export_is_named(embedder: OnnxEmbedder, tmp_path: Path) -> None:
+    assert embedder.embed(["x"]).shape == (1, 384)
+    source = Path(default_model_path())
+    broken = export_dir(source, "fp32", tmp_path)
+    shutil.copytree(embedder.folder, broken)  # type: ignore[arg-type]
+    (broken / "model.onnx").write_bytes(b"not a model")
+    with pytest.raises(ConfigError, match=r"cached embedding export .* is unusable .*delete the folder"):
+        OnnxEmbedder(cache_dir=tmp_path).embed(["x"])
+
+
+class _Int8Named:
+    """The session's embedder presenting itself as the int8 variant (no second export needed)."""
+
+    def __init__(self, inner: OnnxEmbedder) -> None:
+        self.inner, self.name, self.variant = inner, inner.name, "int8"
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self.inner.embed(texts)
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+
+def test_an_index_refuses_questions_in_another_variant(seed_index_dir: Path, embedder: OnnxEmbedder) -> None:
+    from rag.index.folder import Index
+
+    with pytest.raises(StoreError, match=r"holds fp32 embeddings, not int8; set RAG_EMBEDDING__VARIANT=fp32"):
+        Index.open(make_settings(seed_index_dir), embedder=_Int8Named(embedder))  # type: ignore[arg-type]
+
+
+def test_int8_variant_builds_and_answers_from_its_own_index(tmp_path: Path) -> None:
+    from rag.assistant import Assistant
+
+    settings = make_settings(tmp_path / "idx", embedding={"variant": "int8"})
+    assistant = Assistant.open(settings=settings, create=True)
+    report = assistant.ingest([ROOT / "corpus"])
+    assert report.total_documents >= 1 and not report.skipped
+    assert assistant.index.catalog.get_meta("embedding_variant") == "int8"
+    answer = assistant.ask("What share of microelectronics came from China?")
+    assert not answer.refused and answer.citations
+    for c in answer.citations:
+        assert assistant.document_text(c.source)[c.start : c.end] == c.quote
+    assert "90" in (answer.short_answer or answer.answer)
+    assistant.close()
+
+
+QUERY_PATH = """
+import sys, time
+from rag.config import Settings
+{body}
+print('torch' in sys.modules, 'sentence_transformers' in sys.modules, 'transformers' in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("entry", ["ask", "serve"])
+def test_ask_and_serve_do_not_import_torch(seed_index_dir: Path, entry: str) -> None:
+    """`rag ask`, and `rag serve` up to a launched app answering a question, import no torch."""
+    if entry == "ask":
+        body = ("from rag.cli.main import app\n"
+                f"try:\n    app(['ask', 'What share of microelectronics came from China?', '--index', {str(seed_index_dir)!r}])\n"
+                "except SystemExit as e:\n    assert not e.code, e.code")
+    else:
+        body = ("import ui.app as u\n"
+                "built = []\n"
+                "real_build = u.build_app\n"
+                "u.build_app = lambda a, s: built.append(a) or real_build(a, s)\n"
+                "def launch(blocks, settings, block=True, quiet=False):\n"
+                "    assert built[0].ask('What share of microelectronics came from China?').citations\n"
+                "u.launch = launch\n"
+                f"u.serve(Settings(index_dir={str(seed_index_dir)!r}, chroma_url=None))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    out = subprocess.run([sys.executable, "-c", QUERY_PATH.format(body=body)], capture_output=True, text=True,
+                         timeout=300, cwd=ROOT, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-3:] == ["False", "False", "False"], out.stdout[-500:]
+
+
+def test_export_is_shared_by_concurrent_first_users(tmp_path: Path, embedder: OnnxEmbedder) -> None:
+    """Two processes that both find no export build it side by side; both end with the same folder."""
+    code = ("from rag.index.embedding import OnnxEmbedder; import sys; "
+            f"e = OnnxEmbedder(cache_dir={str(tmp_path)!r}); print(float(e.embed(['hello world'])[0] @ e.embed(['hello'])[0]))")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-1000:] for o in outs]
+    assert outs[0][0] == outs[1][0]
+    folders = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    assert len(folders) == 1 and (folders[0] / "embedding.json").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
