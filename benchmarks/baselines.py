@@ -98,11 +98,11 @@ class ThisProject:
         if self.embedding_cache is not None:
             from embed_cache import CachedEmbedder
 
-            from rag.index.embedding import SentenceTransformerEmbedder
+            from rag.index.embedding import OnnxEmbedder
 
             e = settings.embedding
-            embedder = CachedEmbedder(SentenceTransformerEmbedder(e.model, e.batch_size, e.device), self.embedding_cache,
-                                      self.cache_mode)
+            embedder = CachedEmbedder(OnnxEmbedder(e.model, e.variant, e.batch_size, e.threads, e.cache_dir),
+                                      self.embedding_cache, self.cache_mode)
         self.assistant = Assistant.open(settings=settings, create=True, embedder=embedder)
         model = self.assistant.index.embedder
         getattr(model, "inner", model).embed(["warm up the model"])

@@ -34,6 +34,7 @@ class CachedEmbedder:
             raise ValueError(f"cache mode ({mode!r}) must be 'write' or 'read'")
         self.inner = inner
         self.name = inner.name
+        self.variant = getattr(inner, "variant", "fp32")
         self.folder = folder
         # "write" encodes every text it is given (as the uncached embedder would, repeated texts
         # included) and keeps the vectors; "read" encodes only texts it has no vector for.

@@ -146,5 +146,32 @@ def run_growth(work: Path, sizes: list[int], questions: Path, backends: list[str
             "seconds": round(time.perf_counter() - started, 1), "load_end": load()}
 
 
-if __name__ == "__main__":  # pragma: no cover - run through benchmarks/run.py
-    sys.exit("run benchmarks/run.py (growth is one of its parts)")
+def main() -> None:
+    """Growth alone (benchmarks/run.py runs it as one of its parts), e.g. the embedded store only."""
+    import argparse
+    import json
+
+    import quality
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--backends", default="embedded,server", help="comma-separated: embedded, server")
+    ap.add_argument("--max-chunks", type=int, default=max(DEFAULT_SIZES))
+    ap.add_argument("--questions", type=int, default=200, help="SQuAD questions asked warm at each step")
+    ap.add_argument("--work", type=Path, default=Path(__file__).parent / "results" / "tmp")
+    ap.add_argument("--out", type=Path, required=True, help="JSON file for the steps")
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    _, gold = quality.prepare_squad(args.work)
+    questions = args.work / "growth-questions.jsonl"
+    items = quality.load_items(gold)[: args.questions]
+    quality.write_questions([i.model_copy(update={"history": []}) for i in items], questions)
+    sizes = [s for s in DEFAULT_SIZES if s <= args.max_chunks] or [args.max_chunks]
+    result = run_growth(args.work, sizes, questions, args.backends.split(","), lambda m: print(m, flush=True))
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    for step in result["steps"]:
+        print({k: step.get(k) for k in ("backend", "chunks", "step_ingest_s", "encode_s", "ingest_s_cumulative",
+                                         "p50_ms", "p95_ms", "peak_rss_mb", "load_before", "load_after")})
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

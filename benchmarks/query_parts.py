@@ -4,10 +4,9 @@
         --questions benchmarks/results/tmp/growth-questions.jsonl [--n 100]
 
 What ``Assistant.ask`` spends per question, outside the pipeline so that each part is measured
-alone: the question embedding (NumPy BERT), Chroma's ``count()`` (which ``ChromaStore.query``
-calls before every query) and the HNSW query itself, BM25 scoring with bm25s (``n_threads`` 0
-and 1), and building ``threadpool_limits`` (done for every question embedding) against a
-``ThreadpoolController`` made once. The growth benchmark's 100k-chunk index is the interesting one.
+alone: the question embedding (ONNX Runtime), Chroma's ``count()`` (which ``ChromaStore.query``
+calls before every query) and the HNSW query itself, and BM25 scoring with bm25s (``n_threads``
+0 and 1). The growth benchmark's 100k-chunk index is the interesting one.
 """
 
 from __future__ import annotations
@@ -64,17 +63,6 @@ def main() -> None:
                 lexical._retriever.retrieve([tokens], k=30, show_progress=False, n_threads=threads)
 
         results[f"bm25s_retrieve_n_threads_{threads}_ms"] = median_ms(bm25, questions)
-    from threadpoolctl import ThreadpoolController, threadpool_limits
-
-    results["threadpool_limits_per_call_ms"] = median_ms(
-        lambda q: threadpool_limits(1, user_api="blas").__exit__(None, None, None), questions)
-    controller = ThreadpoolController()
-
-    def limit_once(q: str) -> None:
-        with controller.limit(limits=1, user_api="blas"):
-            pass
-
-    results["threadpool_controller_made_once_ms"] = median_ms(limit_once, questions)
     results["load_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(results, indent=1))
 

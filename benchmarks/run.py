@@ -8,7 +8,7 @@ On the same machine, model (the packaged all-MiniLM-L6-v2) and Chroma, for the s
 every 4th question, or every 20th with ``--quick``, the same sample for all three systems):
 
 1. each system ingests the corpus in a fresh process (seconds, chunks/s, peak RSS; this project
-   also against raw ``SentenceTransformer.encode`` of its chunk texts, via benchmarks/ingest.py);
+   also against raw embedder encode (``Embedder.embed``) of its chunk texts, via benchmarks/ingest.py);
 2. each system answers every question in another fresh process (start to first answer, warm
    latency of every call, peak RSS); the records are scored by benchmarks/quality.py;
 3. cold start of ``rag ask`` (seed and SQuAD index) and ``rag serve`` (to the first HTTP 200),
@@ -162,7 +162,7 @@ def evaluate_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
         raw = (systems.get("rag-cite") or {}).get("ingest", {}).get("vs_raw_encode")
         if raw:
             ratio = raw["ratio_ingest_to_raw_chunk_encode"]
-            add(f"ingest ≥ 0.9× raw SentenceTransformer.encode of the same chunk texts ({label})",
+            add(f"ingest ≥ 0.9× raw embedder encode of the same chunk texts ({label})",
                 f"{ratio:.2f}× ({raw['chunks']:,} chunks: ingest {raw['ingest_s']:.2f} s, raw encode {raw['raw_chunk_encode_s']:.2f} s)",
                 ratio >= 0.9)
     growth = (r.get("growth") or {}).get("steps", [])
@@ -210,7 +210,7 @@ def profiles_for_misses(r: dict[str, Any], work: Path, out: Path, force: bool, c
             "query-squad", work, out, calm)
     for key, label, corpus in (("squad", "SQuAD slice", work / "squad" / "corpus"), ("seed", "seed set", quality.SEED_CORPUS)):
         name = f"ingest, {label}"
-        if name in done or not (force or f"ingest ≥ 0.9× raw SentenceTransformer.encode of the same chunk texts ({label})" in missed):
+        if name in done or not (force or f"ingest ≥ 0.9× raw embedder encode of the same chunk texts ({label})" in missed):
             continue
         store = work / f"profile-ingest-{key}"
         shutil.rmtree(store, ignore_errors=True)

@@ -17,7 +17,7 @@ SPEED_NOTE = (
     "Chunks are each system's own unit: LlamaIndex nodes (its default 1,024-token `SentenceSplitter`; MiniLM reads "
     "only the first 256 tokens of each), this project's and BM25's ~500-character sentence-aware chunks (this project "
     "embeds their sentences). Ingest seconds exclude imports and model loading; *ingest vs raw encode* is "
-    "benchmarks/ingest.py: raw `SentenceTransformer.encode` seconds of the same chunk texts / this project's ingest "
+    "benchmarks/ingest.py: raw embedder encode seconds of the same chunk texts / this project's ingest "
     "seconds (> 1 is faster than the compute bound). Warm latency is the wall time of each in-process call after "
     "the first; *process start → first answer* opens the stored index in a fresh process and answers one question."
 )
