@@ -21,10 +21,12 @@ class EmbeddingSettings(BaseModel):
     """The sentence-transformers model that embeds sentences and questions, run on ONNX Runtime."""
 
     model: str = Field("", description="local path or cached hub id; empty = the packaged all-MiniLM-L6-v2")
-    variant: Literal["fp32", "int8"] = Field(
-        "fp32", description="fp32: vectors as sentence-transformers'; int8: quantised, faster (an index keeps the one it was built with)"
+    variant: Literal["fp32", "int8"] | None = Field(
+        None,
+        description="int8: per-channel quantised (the default for a new index); fp32: sentence-transformers' "
+        "vectors exactly. None = the index's own variant. An index refuses questions in another variant.",
     )
-    batch_size: int = Field(8, ge=1, le=4096, description="texts per forward pass at ingest (longest first)")
+    batch_size: int = Field(8, ge=1, le=4096, description="fp32: texts per forward pass at ingest (int8 encodes one at a time)")
     threads: int = Field(0, ge=0, le=256, description="ONNX Runtime threads; 0 = one per core")
     cache_dir: Path | None = Field(None, description="where ONNX exports are cached; None = ~/.cache/rag-cite/embeddings")
 

@@ -27,21 +27,38 @@ TEXTS = [
 ]
 
 
-def test_fp32_vectors_equal_sentence_transformers(embedder: OnnxEmbedder) -> None:
+@pytest.fixture(scope="module")
+def reference() -> np.ndarray:
     from sentence_transformers import SentenceTransformer
 
-    reference = SentenceTransformer(default_model_path(), device="cpu").encode(TEXTS, normalize_embeddings=True)
-    got = embedder.embed(TEXTS)
+    return SentenceTransformer(default_model_path(), device="cpu").encode(TEXTS, normalize_embeddings=True)
+
+
+def test_fp32_vectors_equal_sentence_transformers(reference: np.ndarray) -> None:
+    got = OnnxEmbedder(variant="fp32").embed(TEXTS)
     assert got.dtype == np.float32 and got.shape == (len(TEXTS), 384)
     assert float(np.abs(got - reference).max()) < 1e-5
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
 
 
-def test_a_text_gets_the_same_vector_alone_in_any_batch(embedder: OnnxEmbedder) -> None:
-    together = embedder.embed(TEXTS)  # padded to the longest of its batch
-    for text, vector in zip(TEXTS, together):
-        assert float(np.abs(embedder.embed_query(text) - vector).max()) < 1e-5, text[:20]
-    assert embedder.embed([]).shape == (0, 384)
+def test_int8_is_the_default_and_close_to_fp32(embedder: OnnxEmbedder, reference: np.ndarray) -> None:
+    assert embedder.variant == "int8"
+    got = embedder.embed(TEXTS)
+    cosines = np.sum(got * reference, axis=1)
+    assert cosines.min() > 0.95 and float(np.abs(got - reference).max()) > 1e-4  # close, but not fp32
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["int8", "fp32"])
+def test_a_text_gets_the_same_vector_alone_and_in_any_batch(variant: str, embedder: OnnxEmbedder) -> None:
+    """At ingest a sentence is embedded among others; as a question, alone: the same vector."""
+    model = embedder if variant == embedder.variant else OnnxEmbedder(variant=variant)
+    together = model.embed(TEXTS)  # fp32: one batch, padded to its longest text
+    shuffled = model.embed(TEXTS[::-1] + ["another text in the batch"])[: len(TEXTS)][::-1]
+    for text, vector, other in zip(TEXTS, together, shuffled):
+        assert float(np.abs(model.embed_query(text) - vector).max()) < 1e-5, text[:20]
+        assert float(np.abs(other - vector).max()) < 1e-5, text[:20]
+    assert model.embed([]).shape == (0, 384)
 
 
 def test_concurrent_questions_share_one_session(embedder: OnnxEmbedder) -> None:
@@ -75,18 +92,18 @@ def test_changed_weights_get_a_new_export_folder(tmp_path: Path) -> None:
 def test_a_broken_cached_export_is_named(embedder: OnnxEmbedder, tmp_path: Path) -> None:
     assert embedder.embed(["x"]).shape == (1, 384)
     source = Path(default_model_path())
-    broken = export_dir(source, "fp32", tmp_path)
+    broken = export_dir(source, embedder.variant, tmp_path)
     shutil.copytree(embedder.folder, broken)  # type: ignore[arg-type]
     (broken / "model.onnx").write_bytes(b"not a model")
     with pytest.raises(ConfigError, match=r"cached embedding export .* is unusable .*delete the folder"):
         OnnxEmbedder(cache_dir=tmp_path).embed(["x"])
 
 
-class _Int8Named:
-    """The session's embedder presenting itself as the int8 variant (no second export needed)."""
+class _Fp32Named:
+    """The session's embedder presenting itself as the fp32 variant (no second model loaded)."""
 
     def __init__(self, inner: OnnxEmbedder) -> None:
-        self.inner, self.name, self.variant = inner, inner.name, "int8"
+        self.inner, self.name, self.variant = inner, inner.name, "fp32"
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.inner.embed(texts)
@@ -99,18 +116,32 @@ class _Int8Named:
 def test_an_index_refuses_questions_in_another_variant(seed_index_dir: Path, embedder: OnnxEmbedder) -> None:
     from rag.index.folder import Index
 
-    with pytest.raises(StoreError, match=r"holds fp32 embeddings, not int8; set RAG_EMBEDDING__VARIANT=fp32"):
-        Index.open(make_settings(seed_index_dir), embedder=_Int8Named(embedder))  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match=r"holds int8 embeddings, not fp32; set RAG_EMBEDDING__VARIANT=int8"):
+        Index.open(make_settings(seed_index_dir), embedder=_Fp32Named(embedder))  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match=r"holds int8 embeddings, not fp32"):
+        Index.open(make_settings(seed_index_dir, embedding={"variant": "fp32"}))
+    # Unset, the variant is the index's own.
+    assert Index.open(make_settings(seed_index_dir)).embedder.variant == "int8"  # type: ignore[attr-defined]
 
 
-def test_int8_variant_builds_and_answers_from_its_own_index(tmp_path: Path) -> None:
+def test_an_index_from_before_variants_is_read_as_fp32(seed_copy: Path) -> None:
+    from rag.index.catalog import Catalog
+    from rag.index.folder import Index
+
+    catalog = Catalog(seed_copy)
+    catalog.set_meta("embedding_variant", "")  # what an index made before this change lacks
+    catalog.close()
+    assert Index.open(make_settings(seed_copy)).embedder.variant == "fp32"  # type: ignore[attr-defined]
+
+
+def test_fp32_variant_builds_and_answers_from_its_own_index(tmp_path: Path) -> None:
     from rag.assistant import Assistant
 
-    settings = make_settings(tmp_path / "idx", embedding={"variant": "int8"})
+    settings = make_settings(tmp_path / "idx", embedding={"variant": "fp32"})
     assistant = Assistant.open(settings=settings, create=True)
     report = assistant.ingest([ROOT / "corpus"])
     assert report.total_documents >= 1 and not report.skipped
-    assert assistant.index.catalog.get_meta("embedding_variant") == "int8"
+    assert assistant.index.catalog.get_meta("embedding_variant") == "fp32"
     answer = assistant.ask("What share of microelectronics came from China?")
     assert not answer.refused and answer.citations
     for c in answer.citations:

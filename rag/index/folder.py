@@ -21,7 +21,7 @@ from rag.config import Settings
 from rag.domain import DocumentInfo
 from rag.errors import StoreError
 from rag.index.catalog import Catalog
-from rag.index.embedding import Embedder, OnnxEmbedder
+from rag.index.embedding import DEFAULT_VARIANT, Embedder, OnnxEmbedder
 from rag.index.faults import failpoint
 from rag.index.lexical import LexicalIndex
 from rag.index.vectors import ChromaStore, VectorStore
@@ -48,6 +48,15 @@ def _check_writable(index_dir: Path) -> None:
         raise StoreError(f"cannot create index folder {index_dir}: {e.strerror or e}") from e
     if not os.access(index_dir, os.W_OK | os.X_OK):
         raise StoreError(f"index folder {index_dir} is not writable")
+
+
+def _index_variant(catalog: Catalog) -> str:
+    """The embedding variant an index was built with; a new index gets the default."""
+    stored = catalog.get_meta("embedding_variant")
+    if stored:
+        return stored
+    # An index from before variants were recorded holds sentence-transformers' fp32 vectors.
+    return "fp32" if catalog.counts()[0] else DEFAULT_VARIANT
 
 
 def _collection_name(catalog: Catalog) -> str:
@@ -97,7 +106,8 @@ class Index:
         writable = os.access(index_dir, os.W_OK)
         catalog = Catalog(index_dir, create=create)
         e = settings.embedding
-        embedder = embedder or OnnxEmbedder(e.model, e.variant, e.batch_size, e.threads, e.cache_dir)
+        embedder = embedder or OnnxEmbedder(e.model, e.variant or _index_variant(catalog), e.batch_size, e.threads,
+                                            e.cache_dir)
         store = store or ChromaStore(index_dir, settings.chroma_url, _collection_name(catalog))
         index = cls(settings, catalog, store, embedder, writable)
         index._check_model()
@@ -115,8 +125,7 @@ class Index:
                 f"index {self.dir} was built with embedding model {stored!r}, not {self.embedder.name!r}; "
                 "use that model or rebuild with `rag ingest --rebuild`"
             )
-        # Indexes from before variants were recorded hold sentence-transformers' fp32 vectors.
-        stored_variant = self.catalog.get_meta("embedding_variant") or "fp32"
+        stored_variant = _index_variant(self.catalog)
         variant = getattr(self.embedder, "variant", stored_variant)
         if variant != stored_variant:
             raise StoreError(
