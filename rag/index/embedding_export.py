@@ -139,8 +139,10 @@ def _quantise(src: Path, dst: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    # Per-channel weights: mean cosine 0.993 to fp32 on SQuAD sentences, against 0.960 per-tensor.
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
+    # Per-channel weights, and the fused attention (its Q/K/V projection) left in fp32: mean cosine
+    # to fp32 on SQuAD sentences 0.9954, against 0.9938 with attention quantised too and 0.960
+    # per-tensor. ``MatMul`` covers the attention output and both feed-forward projections.
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"],
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
