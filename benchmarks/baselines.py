@@ -247,13 +247,23 @@ class BM25Chunks:
         return retrieval_record(question, passages)
 
 
-SYSTEMS = {"rag-cite": ThisProject, "naive-llamaindex": NaiveLlamaIndex, "bm25": BM25Chunks}
+class ThisProjectFeatures(ThisProject):
+    """This project with the feature answerer (``RAG_ANSWER__ANSWERER=extractive``) instead of the reader."""
+
+    name = "rag-cite-features"
+
+    def _settings(self) -> Any:
+        return super()._settings().with_overrides(answer={"answerer": "extractive"})
+
+
+SYSTEMS = {"rag-cite": ThisProject, "rag-cite-features": ThisProjectFeatures, "naive-llamaindex": NaiveLlamaIndex,
+           "bm25": BM25Chunks}
 
 
 def make_system(name: str, store_dir: Path, chroma_url: str | None = None, embedding_cache: Path | None = None,
                 cache_mode: str = "write") -> System:
     if name not in SYSTEMS:
         raise ValueError(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
-    if name == "rag-cite":
-        return ThisProject(store_dir, chroma_url, embedding_cache, cache_mode)
+    if name in ("rag-cite", "rag-cite-features"):
+        return SYSTEMS[name](store_dir, chroma_url, embedding_cache, cache_mode)
     return SYSTEMS[name](store_dir)

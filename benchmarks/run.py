@@ -53,7 +53,7 @@ from speed import Calm, cold_ask, cold_serve, load, run_worker
 
 from rag.evals.metrics import percentile
 
-SYSTEMS = ("rag-cite", "naive-llamaindex", "bm25")
+SYSTEMS = ("rag-cite", "rag-cite-features", "naive-llamaindex", "bm25")
 SEED_QUESTION = "What share of microelectronics came from China?"
 RESULTS = ROOT / "benchmarks" / "results"
 

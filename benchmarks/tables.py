@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SYSTEM_LABELS = {"rag-cite": "this project (rag-cite)", "naive-llamaindex": "naive LlamaIndex", "bm25": "BM25 only (bm25s)"}
+SYSTEM_LABELS = {"rag-cite": "this project (rag-cite), reader", "rag-cite-features": "this project, feature answerer",
+                 "naive-llamaindex": "naive LlamaIndex", "bm25": "BM25 only (bm25s)"}
 
 
 SPEED_NOTE = (
@@ -52,7 +53,7 @@ def quality_table(dataset: dict[str, Any]) -> list[str]:
         lines.append(_row([SYSTEM_LABELS.get(name, name), _pct(q["answer_in_cited"]), _pct(q["evidence_hit_rate"]),
                            _f(q["cited_chars_mean"]), _f(q["chars_per_found_answer"]),
                            _pct(q["answer_in_retrieved"]), _pct(q["answered_share"]),
-                           _pct(q["refusal_accuracy"]) if name == "rag-cite" else "never"]))
+                           _pct(q["refusal_accuracy"]) if name.startswith("rag-cite") else "never"]))
     return lines
 
 
