@@ -82,7 +82,7 @@ def test_report_renders_tables_from_a_results_dict(tmp_path: Path) -> None:
     }
     tables.write(results, tmp_path, "test")
     text = (tmp_path / "test.md").read_text()
-    assert "| this project (rag-cite) | 80.0% | 70.0% | 250 | 300 | 90.0% | 100.0% | 50.0% |" in text
+    assert "| this project (rag-cite), reader | 80.0% | 70.0% | 250 | 300 | 90.0% | 100.0% | 50.0% |" in text
     assert json.loads((tmp_path / "test.json").read_text())["targets"][0]["met"] is True
     assert (tmp_path / "test-quality.png").stat().st_size > 1000
 
