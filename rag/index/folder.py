@@ -35,7 +35,7 @@ from filelock import FileLock, Timeout
 
 from rag.config import Settings
 from rag.domain import DocumentInfo
-from rag.errors import StoreError
+from rag.errors import StoreError, disk_hint
 from rag.index.catalog import Catalog
 from rag.index.catalog_vectors import CatalogVectors
 from rag.index.embedding import Embedder, SentenceTransformerEmbedder
@@ -45,6 +45,12 @@ from rag.index.vectors import ChromaStore, VectorStore
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = "write.lock"
+
+# Embedded Chroma shares one client system per folder in a process; closing it under another
+# live Index of the same folder breaks (or hangs) that one. Reopening is done only by the sole
+# user of a folder's embedded store in this process (as in `rag ask`, `rag serve`, `rag ingest`).
+_EMBEDDED_USERS: dict[str, int] = {}
+_EMBEDDED_LOCK = threading.Lock()
 OLD_LEXICAL_DIR = "bm25"  # schema 1 kept BM25 here; removed by the first writer of schema 2
 
 
@@ -123,6 +129,12 @@ class WriterLock:
     @contextmanager
     def hold(self) -> Iterator[None]:
         with self._threads:
+            try:  # filelock retries an open that fails (full disk, read-only folder) forever
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644))
+            except OSError as e:
+                raise StoreError(
+                    f"cannot lock index folder {self.path.parent}: {e.strerror or e}{disk_hint(self.path.parent)}"
+                ) from e
             try:
                 self._lock.acquire(timeout=0)
             except Timeout:
@@ -167,6 +179,10 @@ class Index:
         self._store_lock = threading.RLock()
         self._store_generation = catalog.generation
         self._writer_token = uuid.uuid4().hex
+        self._embedded_key = os.path.realpath(self.dir) if reopen_store is not None else None
+        if self._embedded_key is not None:
+            with _EMBEDDED_LOCK:
+                _EMBEDDED_USERS[self._embedded_key] = _EMBEDDED_USERS.get(self._embedded_key, 0) + 1
 
     @classmethod
     def open(
@@ -292,6 +308,11 @@ class Index:
     def _refresh_store(self) -> None:
         if self._reopen_store is None:
             return
+        with _EMBEDDED_LOCK:
+            shared = _EMBEDDED_USERS.get(self._embedded_key or "", 0) > 1
+        if shared:
+            logger.debug("another Index in this process uses %s's embedded Chroma: not reopening it", self.dir)
+            return
         with self._store_lock:
             close = getattr(self.store, "close", None)
             if close is not None:
@@ -299,6 +320,11 @@ class Index:
             self.store = self._reopen_store()
 
     def close(self) -> None:
+        """Release the vector store's client and this thread's catalog connection."""
+        if self._embedded_key is not None:
+            with _EMBEDDED_LOCK:
+                _EMBEDDED_USERS[self._embedded_key] = max(_EMBEDDED_USERS.get(self._embedded_key, 1) - 1, 0)
+            self._embedded_key = None
         close = getattr(self.store, "close", None)
         if close is not None:
             close()

@@ -1,9 +1,11 @@
 """Incremental ingest: files -> documents -> chunks -> vectors in Chroma + rows in the catalog.
 
 Names: a document is named by its path relative to the index's corpus root, whatever path is
-given. The root is fixed at the index's first ingest and recorded in the catalog: ``root`` if
-given, else ``Settings.corpus_dir`` (default ``corpus/``) when the paths lie inside it, else the
-folder given (a file's folder; the common folder of several paths). Later, a path outside the
+given. The root is set at the index's first ingest and recorded in the catalog (relative to the
+index folder, and absolute): ``root`` if given, else ``Settings.corpus_dir`` (default
+``corpus/``) when the paths lie inside it, else the folder given (a file's folder; the common
+folder of several paths). Later ingests use the recorded root unless ``root`` is given again
+(``rag ingest --root DIR``, e.g. for a moved corpus; it is then recorded). A path outside the
 root is skipped with that reason (never a second name for the same file); a path that contains
 the root ingests the root. Index folders (the index's own, or any holding a catalog) are never
 walked into.
@@ -19,6 +21,7 @@ any point repairable (see ``rag.index.catalog``): mark pending -> write Chroma -
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import time
@@ -70,22 +73,38 @@ class SourceFile:
     source: str  # path relative to the corpus root, "/"-separated
 
 
-def corpus_root(paths: list[Path], default: Path, recorded: str | None, given: Path | None = None) -> Path:
+def corpus_root(paths: list[Path], default: Path, recorded: Path | None, given: Path | None = None) -> Path:
     """The corpus root documents are named from (see the module docstring)."""
-    if recorded is not None:
-        root = Path(recorded)
-        if given is not None and _real(given) != _real(root):
-            raise IngestError(
-                f"this index's corpus root is {root}, not {given}; rebuild it (`rag ingest --rebuild`) to change it"
-            )
-        return root
     if given is not None:
         return Path(os.path.abspath(given))
+    if recorded is not None:
+        return recorded
     default = Path(os.path.abspath(default))
     if all(_inside(Path(p), default) is not None for p in paths):
         return default
     folders = [os.path.abspath(p if Path(p).is_dir() else Path(p).parent) for p in paths]
     return Path(os.path.commonpath(folders))
+
+
+def recorded_root(index: Index) -> Path | None:
+    """The corpus root recorded in the index: relative to the index folder (so an index copied
+    or moved with its corpus keeps it), else the absolute path; IngestError when both are gone."""
+    raw = index.catalog.get_meta("corpus_root")
+    if raw is None:
+        return None
+    saved = json.loads(raw)
+    for candidate in (index.dir / saved["relative"], Path(saved["absolute"])):
+        if candidate.is_dir():
+            return Path(os.path.abspath(candidate))
+    raise IngestError(
+        f"this index's corpus root {saved['absolute']} is gone; pass --root DIR (RAG_CORPUS_DIR names a new index's)"
+    )
+
+
+def record_root(index: Index, root: Path) -> None:
+    value = json.dumps({"relative": os.path.relpath(root, os.path.abspath(index.dir)), "absolute": str(root)})
+    if index.catalog.get_meta("corpus_root") != value:
+        index.catalog.set_meta("corpus_root", value)
 
 
 def _real(path: Path) -> str:
@@ -208,10 +227,9 @@ def ingest(
     started = time.perf_counter()
     report = IngestReport()
     with index.writing():
-        recorded = index.catalog.get_meta("corpus_root")
+        recorded = recorded_root(index) if root is None else None
         corpus = corpus_root(paths, index.settings.corpus_dir, recorded, root)
-        if recorded is None:
-            index.catalog.set_meta("corpus_root", str(corpus))
+        record_root(index, corpus)
         files, report.skipped, scopes = discover(paths, corpus, index.dir)
         failpoint("ingest.discovered")
         fingerprint = _reset_if_pipeline_changed(index)
