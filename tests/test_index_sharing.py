@@ -138,7 +138,7 @@ def test_a_reader_never_repairs_or_writes(tmp_path: Path) -> None:
     a.ingest([c])
     doc = a.documents()[0]
     a.index.catalog.mark_pending([doc.id])  # as if a writer had been killed mid-write
-    a.index.close()
+    a.close()
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "idx").rglob("*") if p.is_file() and "chroma" not in p.parts}
     reader = open_tiny(tmp_path / "idx")
     assert reader.index.readonly and reader.index.catalog.pending() == [doc.id]
@@ -168,30 +168,39 @@ def test_the_lexical_index_changes_with_the_commit(tmp_path: Path) -> None:
 
 
 # -- Why 4: holes ------------------------------------------------------------------------------
+def pdf_with_text(text: str, info: str) -> bytes:
+    """A minimal one-page PDF showing ``text`` in Helvetica, with an ``/Info`` dictionary."""
+    stream = f"BT /F1 12 Tf 72 712 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        info.encode(),
+    ]
+    out, offsets = b"%PDF-1.4\n", []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R /Info 6 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return out
+
+
 def test_a_pdf_with_a_malformed_creation_date_is_read_without_its_date(tmp_path: Path) -> None:
-    from pypdf import PdfWriter
-    from pypdf.generic import NameObject, TextStringObject
-
-    pdf = PdfWriter()
-    page = pdf.add_blank_page(200, 200)
-    del page
-    pdf.add_metadata({"/Title": "Broken dates", "/CreationDate": "D:2024-13-45nonsense"})
-    path = tmp_path / "broken-date.pdf"
-    with path.open("wb") as f:
-        pdf.write(f)
-    # A blank page has no text: check the metadata path on its own, then a full ingest.
-    from rag.ingest.readers import _pdf_title_and_date
-    from pypdf import PdfReader
-
-    assert _pdf_title_and_date(PdfReader(path).metadata) == ("Broken dates", None)
-    del NameObject, TextStringObject
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    (corpus / "broken-date.pdf").write_bytes(path.read_bytes())
-    (corpus / "fine.txt").write_text("The harbour was rebuilt in 1887.\n", encoding="utf-8")
-    report = open_tiny(tmp_path / "idx", create=True).ingest([corpus])
-    assert report.added == ["fine.txt"]
-    assert [(Path(p).name, r) for p, r in report.skipped] == [("broken-date.pdf", "no extractable text in the PDF (scanned images?)")]
+    (corpus / "broken-date.pdf").write_bytes(
+        pdf_with_text("The harbour was rebuilt in 1887.", "<< /Title (Broken dates) /CreationDate (D:2024-13-45nonsense) >>")
+    )
+    (corpus / "fine.txt").write_text("The mill burned down in 1901.\n", encoding="utf-8")
+    report = open_tiny(tmp_path / "idx", create=True).ingest([corpus])  # used to stop with a traceback
+    assert sorted(report.added) == ["broken-date.pdf", "fine.txt"] and report.skipped == []
+    doc = read_document(corpus / "broken-date.pdf", "broken-date.pdf")
+    assert doc.title == "Broken dates" and doc.date is None and "rebuilt in 1887" in doc.text
 
 
 def test_an_unexpected_reader_error_is_a_skip_with_its_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
