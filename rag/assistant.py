@@ -104,15 +104,18 @@ class Assistant:
         create: bool = False,
         answerer: Answerer | None = None,
         embedder: Embedder | None = None,
+        readonly: bool | None = None,
     ) -> Assistant:
-        """Open an index folder (default: ``settings.index_dir``); ``create`` makes a new one.
+        """Open an index folder (default: ``settings.index_dir``); ``create`` makes a new one
+        and allows ingesting; without it the assistant is a reader (``readonly``, see
+        ``rag.index.folder``) that never writes the folder.
 
         ``embedder`` lets several assistants share one loaded model (tests, servers).
         """
         settings = settings or Settings()
         if index_dir is not None:
             settings = settings.with_overrides(index_dir=Path(index_dir))
-        return cls(Index.open(settings, create=create, embedder=embedder), answerer)
+        return cls(Index.open(settings, create=create, embedder=embedder, readonly=readonly), answerer)
 
     def _configured_answerer(self) -> Answerer:
         if self.settings.answer.answerer == "extractive":
@@ -251,9 +254,17 @@ class Assistant:
         )
 
     # -- the index --------------------------------------------------------------------------
-    def ingest(self, paths: Sequence[str | Path], prune: bool = False, progress: ProgressFn | None = None) -> IngestReport:
-        """Add or update the files under ``paths``; see ``rag.ingest.pipeline.ingest``."""
-        return ingest(self.index, [Path(p) for p in paths], prune=prune, progress=progress)
+    def ingest(
+        self,
+        paths: Sequence[str | Path],
+        prune: bool = False,
+        progress: ProgressFn | None = None,
+        root: str | Path | None = None,
+    ) -> IngestReport:
+        """Add or update the files under ``paths``, named relative to the corpus root; see
+        ``rag.ingest.pipeline.ingest``. Needs an assistant opened with ``create=True``."""
+        return ingest(self.index, [Path(p) for p in paths], prune=prune, progress=progress,
+                      root=Path(root) if root is not None else None)
 
     def documents(self) -> list[DocumentInfo]:
         return self.index.documents()

@@ -120,9 +120,14 @@ class Settings(BaseSettings):
     )
 
     index_dir: Path = DEFAULT_INDEX_DIR
-    corpus_dir: Path = DEFAULT_CORPUS_DIR
+    corpus_dir: Path = Field(
+        DEFAULT_CORPUS_DIR, description="the corpus root: documents are named by their path relative to it"
+    )
     chroma_url: str | None = Field(None, description="http://host:port of a `chroma run` server")
     max_file_mb: float = Field(50.0, gt=0, description="larger files are skipped at ingest")
+    write_lock: Literal["wait", "fail"] = Field(
+        "wait", description="when another process is writing the index: wait for it (saying so), or fail at once"
+    )
     embedding: EmbeddingSettings = EmbeddingSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     retrieval: RetrievalSettings = RetrievalSettings()

@@ -124,6 +124,7 @@ class VectorEntry:
     end: int
     date: str | None
     chunks: tuple[int, ...]
+    version: str = ""  # the document version these vectors belong to (``Catalog.put_document``)
 
 
 @dataclass(frozen=True)

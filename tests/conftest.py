@@ -44,7 +44,7 @@ def embedder() -> OnnxEmbedder:
 
 def make_settings(index_dir: Path, **overrides: object) -> Settings:
     """Settings for a test index, isolated from the developer's RAG_* environment."""
-    return Settings(index_dir=index_dir, corpus_dir=CORPUS, chroma_url=None, **overrides)
+    return Settings(**{"index_dir": index_dir, "corpus_dir": CORPUS, "chroma_url": None, **overrides})
 
 
 @pytest.fixture(scope="session")

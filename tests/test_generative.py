@@ -111,9 +111,9 @@ def test_injected_instruction_does_not_reach_an_unrelated_answer(
     extra = tmp_path / "extra"
     extra.mkdir()
     (extra / "note.txt").write_text(INJECTION, encoding="utf-8")
-    assistant = Assistant.open(settings=llm_settings(seed_copy, llm_server.base_url), embedder=embedder)
+    assistant = Assistant.open(settings=llm_settings(seed_copy, llm_server.base_url), create=True, embedder=embedder)
     try:
-        assistant.ingest([extra])
+        assistant.ingest([extra], root=extra)
         *streamed, answer = assistant.stream(SEED_Q)
         assert isinstance(answer, Answer)
         assert "note.txt" in {p.source for p in answer.retrieved}  # the attack reached the prompt

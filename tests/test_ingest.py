@@ -13,6 +13,7 @@ from rag.assistant import Assistant
 from rag.domain import sentence_id
 from rag.errors import StoreError
 from rag.index.folder import Index
+from rag.index.lexical import stored_tokens
 
 from .conftest import CORPUS, ROOT, SEED_SOURCE, make_settings
 
@@ -45,8 +46,10 @@ def in_step(index: Index) -> None:
     chroma_ids = set(index.store.all_ids())
     assert chroma_ids == catalog_sentences
     assert index.orphan_ids() == []
-    lexical = index.lexical()
-    assert sorted(lexical.ids) == sorted(index.catalog.chunk_ids())
+    lexical = index.catalog.lexical_rows()
+    assert sorted(lexical) == sorted(index.catalog.chunk_ids())
+    for cid, (chunk, _) in index.catalog.chunks(list(lexical)).items():
+        assert lexical[cid] == " ".join(stored_tokens(chunk.text))
     for doc in index.documents():
         text = index.catalog.text(doc.id)
         assert text is not None
@@ -86,9 +89,12 @@ def test_changed_file_replaces_its_chunks_and_prune_removes_deleted(tmp_path: Pa
 
 
 def test_bad_files_are_skipped_with_reasons_and_good_ones_ingested(tmp_path: Path, embedder) -> None:  # noqa: ANN001
-    corpus = write_corpus(tmp_path / "corpus", bad=BAD)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(CORPUS / SEED_SOURCE, corpus / SEED_SOURCE)
     a = Assistant.open(settings=make_settings(tmp_path / "idx"), create=True, embedder=embedder)
-    a.ingest([CORPUS])
+    a.ingest([corpus / SEED_SOURCE], root=corpus)
+    write_corpus(corpus, bad=BAD)
     before = a.index.catalog.counts()
     report = a.ingest([corpus])
     skipped = {Path(p).name: reason for p, reason in report.skipped}
@@ -97,7 +103,7 @@ def test_bad_files_are_skipped_with_reasons_and_good_ones_ingested(tmp_path: Pat
     assert skipped["binary.txt"].startswith("binary file")
     assert skipped["latin1.txt"].startswith("not valid UTF-8")
     assert skipped["table.csv"].startswith("unsupported file type .csv")
-    assert sorted(report.added) == ["harbour.txt", "notes/mill.md"]
+    assert sorted(report.added) == ["harbour.txt", "notes/mill.md"] and report.unchanged == [SEED_SOURCE]
     # What was stored before is still there, next to the new documents.
     docs, chunks = a.index.catalog.counts()
     assert docs == before[0] + 2 and chunks > before[1]
@@ -127,10 +133,12 @@ def test_unwritable_index_folder_is_a_clear_error(tmp_path: Path) -> None:
         Index.open(make_settings(blocker / "idx"), create=True)
 
 
-def test_interrupted_chroma_write_is_repaired_on_open(tmp_path: Path, seed_index_dir: Path, embedder) -> None:  # noqa: ANN001
+def test_interrupted_chroma_write_is_repaired_by_the_next_writer_not_by_readers(
+    tmp_path: Path, seed_index_dir: Path, embedder  # noqa: ANN001
+) -> None:
     shutil.copytree(seed_index_dir, tmp_path / "idx")
     settings = make_settings(tmp_path / "idx")
-    index = Index.open(settings, embedder=embedder)
+    index = Index.open(settings, create=True, embedder=embedder)
     doc = index.documents()[0]
     # Simulate a crash after Chroma lost some vectors and gained a stray one, mid-ingest.
     index.catalog.mark_pending([doc.id])
@@ -138,14 +146,37 @@ def test_interrupted_chroma_write_is_repaired_on_open(tmp_path: Path, seed_index
     index.store.delete(victims)
     stray = index.catalog.vector_entries(doc.id)[0]
     index.store.upsert([type(stray)(**{**stray.__dict__, "id": sentence_id(doc.id, 99999)})])
-    reopened = Index.open(settings, embedder=embedder)
-    assert reopened.catalog.pending() == []
-    in_step(reopened)
+    index.close()
+    reader = Index.open(settings, embedder=embedder)  # a reader never repairs (nor writes)
+    assert reader.readonly and reader.catalog.pending() == [doc.id]
+    with pytest.raises(StoreError, match="read-only"):
+        reader.catalog.clear_pending([doc.id])
+    reader.close()
+    writer = Index.open(settings, create=True, embedder=embedder)
+    with writer.writing():
+        pass
+    assert writer.catalog.pending() == []
+    in_step(writer)
 
 
-def test_stale_bm25_is_rebuilt_from_the_catalog(tmp_path: Path, seed_index_dir: Path, embedder) -> None:  # noqa: ANN001
+def test_a_schema_1_index_is_upgraded_by_its_next_writer(tmp_path: Path, seed_index_dir: Path, embedder) -> None:  # noqa: ANN001
+    import sqlite3
+
     shutil.copytree(seed_index_dir, tmp_path / "idx")
-    shutil.rmtree(tmp_path / "idx" / "bm25")
-    index = Index.open(make_settings(tmp_path / "idx"), embedder=embedder)
-    assert index.lexical().search("microelectronics imports", 3)
-    assert (tmp_path / "idx" / "bm25" / "stamp.json").exists()
+    conn = sqlite3.connect(tmp_path / "idx" / "catalog.sqlite3")
+    for table in ("chunk_occurrences", "chunk_vocab", "chunk_terms"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("ALTER TABLE documents DROP COLUMN version")
+    conn.execute("ALTER TABLE chunks DROP COLUMN n_tokens")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    conn.commit()
+    conn.close()
+    settings = make_settings(tmp_path / "idx")
+    with pytest.raises(StoreError, match="run `rag ingest"):
+        Index.open(settings, embedder=embedder)  # a reader does not upgrade
+    writer = Index.open(settings, create=True, embedder=embedder)
+    with writer.writing():
+        pass
+    in_step(writer)
+    assert writer.catalog.lexical_search(["microelectron"], 3)
+    assert Assistant.open(settings=settings, embedder=embedder).ask("What share of microelectronics came from China?").short_answer == "90%"

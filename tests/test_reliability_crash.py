@@ -6,8 +6,8 @@ Each case starts from an empty index (the add path) or from a clean index of cor
 checks that it died by SIGKILL at that point. It then reruns the ingest without the failpoint
 (``Index.open`` repairs, ingest carries on) and checks that the folder holds exactly what a
 clean ingest of the same corpus holds: the same documents and hashes, chunk ids and sentence
-ids; Chroma ids equal to the catalog's sentence ids (no orphan vectors); the BM25 index on disk
-built from the catalog's current generation over the catalog's chunk ids; nothing pending.
+ids; Chroma ids equal to the catalog's sentence ids (no orphan vectors) and their vectors and
+versions; the BM25 (FTS5) rows equal to the tokens of the catalog's chunks; nothing pending.
 
 Speed: the subprocess runs the real ``rag.cli`` app from this module's ``__main__`` (the
 embedder runs on ONNX Runtime, so a crash run imports no torch). ``test_the_plain_cli_dies_and
@@ -30,8 +30,8 @@ import numpy as np
 import pytest
 
 from rag.assistant import Assistant
-from rag.index.folder import LEXICAL_DIR, Index
-from rag.index.lexical import LexicalIndex
+from rag.index.folder import Index
+from rag.index.lexical import stored_tokens
 
 from .conftest import CORPUS, ROOT, SEED_SOURCE, make_settings
 
@@ -73,6 +73,7 @@ class IndexState:
     documents: tuple[tuple[str, str, int], ...]  # (source, sha256, n_chunks)
     chunk_ids: tuple[str, ...]
     sentence_ids: tuple[str, ...]
+    lexical: tuple[tuple[str, str], ...] = ()
 
 
 def index_state(index: Index) -> IndexState:
@@ -82,21 +83,21 @@ def index_state(index: Index) -> IndexState:
     assert index.catalog.pending() == [], "documents left pending"
     assert sorted(index.store.all_ids()) == catalog_sentences, "Chroma ids differ from the catalog's sentences"
     assert index.orphan_ids() == []
-    saved = LexicalIndex.load(index.dir / LEXICAL_DIR)
-    assert saved is not None, "no complete BM25 index on disk"
-    assert saved.generation == index.catalog.generation, "the BM25 index on disk is stale"
-    assert sorted(saved.ids) == chunk_ids, "BM25 ids differ from the catalog's chunks"
-    assert not (index.dir / (LEXICAL_DIR + ".tmp")).exists(), "a half-written BM25 folder was left behind"
+    lexical = index.catalog.lexical_rows()
+    assert sorted(lexical) == chunk_ids, "BM25 rows differ from the catalog's chunks"
     for doc in index.documents():
         text = index.catalog.text(doc.id)
         assert text is not None
-        for chunk, _ in index.catalog.chunks(index.catalog.chunk_ids(doc.id)).values():
+        for cid, (chunk, _) in index.catalog.chunks(index.catalog.chunk_ids(doc.id)).items():
             assert text[chunk.start : chunk.end] == chunk.text
+            assert lexical[cid] == " ".join(stored_tokens(chunk.text)), cid
     assert_vectors_match_catalog(index)
+    versions = index.catalog.versions(d.id for d in index.documents())
     return IndexState(
-        tuple((d.source, d.sha256, d.n_chunks) for d in index.documents()),
+        tuple((d.source, d.sha256, d.n_chunks, versions[d.id]) for d in index.documents()),
         tuple(chunk_ids),
         tuple(catalog_sentences),
+        tuple(sorted(lexical.items())),
     )
 
 
@@ -114,6 +115,7 @@ def assert_vectors_match_catalog(index: Index) -> None:
     for vid, vector, meta in zip(got["ids"], got["embeddings"], got["metadatas"]):
         want = stored[vid]
         assert (meta["start"], meta["end"], meta["doc_id"]) == (want.start, want.end, want.doc_id), vid
+        assert meta.get("version") == want.version, vid
         assert meta["chunks"] == ",".join(map(str, want.chunks)), vid
         v = np.asarray(vector, dtype=np.float32)
         assert float(v @ want.vector) / (np.linalg.norm(v) * np.linalg.norm(want.vector)) > 0.999, vid
@@ -174,7 +176,7 @@ def ingest_in_process(
     """Open (repairing) and ingest like ``rag ingest`` does, with the session's model."""
     settings = make_settings(index_dir).with_overrides(chroma_url=chroma_url)
     assistant = Assistant.open(settings=settings, create=True, embedder=embedder)  # type: ignore[arg-type]
-    assistant.ingest([corpus], prune=prune)
+    assistant.ingest([corpus], prune=prune, root=corpus)
     return assistant.index
 
 
@@ -207,7 +209,7 @@ QUICK: list[tuple[str, str]] = [
     ("v1", "catalog.put_document.before_commit"),
     ("v1", "ingest.catalog_committed"),
     ("v1", "ingest.prune_chroma_deleted"),
-    ("v1", "lexical.save.between_renames"),
+    ("v1", "ingest.chroma_written"),
 ]
 FULL: list[tuple[str, str]] = [
     ("empty", "ingest.discovered"),
@@ -215,15 +217,10 @@ FULL: list[tuple[str, str]] = [
     ("empty", "ingest.chroma_upserted"),
     ("empty", "catalog.put_document.before_commit"),
     ("empty", "ingest.catalog_committed"),
-    ("empty", "lexical.save.tmp_written"),
-    ("empty", "lexical.save.between_renames"),
+    ("empty", "ingest.chroma_written"),
     ("v1", "ingest.embedded"),
     ("v1", "ingest.marked_pending"),
-    ("v1", "ingest.chroma_written"),
     ("v1", "catalog.delete_document.before_commit"),
-    ("v1", "ingest.before_lexical"),
-    ("v1", "lexical.save.tmp_written"),
-    ("v1", "lexical.save.swapped"),
 ]
 CASES = [pytest.param(s, p, id=f"{s}-{p}") for s, p in QUICK] + [
     pytest.param(s, p, id=f"{s}-{p}", marks=pytest.mark.slow) for s, p in FULL

@@ -1,4 +1,5 @@
-"""Disk trouble: a read-only or full index folder gives a clear error and keeps the index whole.
+"""Disk trouble: a read-only or full index folder gives a clear error (a read-only one still
+answers questions) and keeps the index whole.
 
 Real faults where the machine allows them: as root (CI) the index lives on a small tmpfs that
 the test mounts, remounts read-only, or fills with a preallocated file until only a few KB are
@@ -120,7 +121,7 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *any_of: str) 
 
 
 # -- read-only -------------------------------------------------------------------------------
-def test_read_only_index_folder_is_a_clear_error_and_unchanged(tmp_path: Path) -> None:
+def test_read_only_index_folder_refuses_ingest_answers_questions_and_stays_unchanged(tmp_path: Path) -> None:
     fs: Tmpfs | None = None
     if can_mount():
         fs = Tmpfs(tmp_path / "fs", 8192)
@@ -143,7 +144,8 @@ def test_read_only_index_folder_is_a_clear_error_and_unchanged(tmp_path: Path) -
         ingested = run_rag("ingest", str(corpus), "--index", str(index_dir))
         assert_one_line_error(ingested, f"index folder {index_dir} is not writable")
         asked = run_rag("ask", QUESTION, "--index", str(index_dir), plain=True)
-        assert_one_line_error(asked, "read-only")
+        # A reader needs no write access: it reads the catalog (immutable) and its vectors.
+        assert asked.returncode == 0 and "90%" in asked.stdout, asked.stderr
         if fs is not None:
             fs.remount("rw")
         else:
@@ -174,11 +176,11 @@ def test_full_disk_is_a_clear_error_and_stored_documents_stay_whole(
     """
     index_dir = tmpfs.path / "idx"
     settings = make_settings(index_dir)
-    ingest_in_process(index_dir, CORPUS, embedder).catalog.close()
+    ingest_in_process(index_dir, CORPUS, embedder).close()
     corpus = write_filler_corpus(tmp_path / "filler")
     shutil_copy_seed(corpus)
     tmpfs.fill(0)
-    done = run_rag("ingest", str(corpus), "--index", str(index_dir))
+    done = run_rag("ingest", str(corpus), "--index", str(index_dir), "--root", str(corpus))
     tmpfs.unfill()
     assert_one_line_error(done, *FULL_MARKERS)
     outcomes = []
@@ -188,7 +190,7 @@ def test_full_disk_is_a_clear_error_and_stored_documents_stay_whole(
         assistant = None
         try:
             assistant = Assistant.open(settings=settings, create=True, embedder=embedder)  # type: ignore[arg-type]
-            assistant.ingest([corpus])
+            assistant.ingest([corpus], root=corpus)
             outcome = "fitted"
         except StoreError as e:
             assert "\n" not in str(e) and any(m in str(e) for m in FULL_MARKERS), str(e)
@@ -197,6 +199,7 @@ def test_full_disk_is_a_clear_error_and_stored_documents_stay_whole(
             tmpfs.unfill()
             if assistant is not None:
                 assistant.close()
+                assistant.index.close()  # its Chroma client too: one that hit a full disk is not reused
         after = catalog_rows(index_dir)
         old_docs = {row[0]: row for row in before["documents"]}
         new_docs = {row[0]: row for row in after["documents"]}
@@ -244,12 +247,15 @@ def test_a_full_catalog_mid_ingest_is_undone_at_once(tmp_path: Path, embedder: o
     (pages,) = conn.execute("PRAGMA page_count").fetchone()
     conn.execute(f"PRAGMA max_page_count = {pages + 2}")  # a handful of pages left
     with pytest.raises(StoreError, match="database or disk is full") as caught:
-        assistant.ingest([corpus])
+        assistant.ingest([corpus], root=corpus)
     assert "\n" not in str(caught.value)
     conn.execute("PRAGMA max_page_count = 1073741823")
-    assert catalog_rows(index_dir) == before_rows  # nothing committed, nothing left pending
+    def without_root(rows: dict[str, object]) -> dict[str, object]:  # the run records its --root first
+        return {**rows, "meta": [m for m in rows["meta"] if m[0] != "corpus_root"]}  # type: ignore[union-attr]
+
+    assert without_root(catalog_rows(index_dir)) == without_root(before_rows)  # nothing committed, nothing pending
     assert sorted(assistant.index.store.all_ids()) == before_ids  # the vectors written were undone
     assert assistant.ask(QUESTION).short_answer == "90%"
-    report = assistant.ingest([corpus])  # with room again, it goes through
+    report = assistant.ingest([corpus], root=corpus)  # with room again, it goes through
     assert len(report.added) == 3
     index_state(assistant.index)

@@ -94,7 +94,7 @@ def test_hostile_corpus_is_ingested_with_reasons_and_nothing_lost(
         return real_read_bytes(self)
 
     monkeypatch.setattr(Path, "read_bytes", tracking_read_bytes)
-    report = seeded.ingest([tmp_path / "corpus"])
+    report = seeded.ingest([tmp_path / "corpus"], root=tmp_path / "corpus")
     skipped = {os.path.basename(path): reason for path, reason in report.skipped}
     assert set(skipped) == set(expected_skips), skipped
     for name, reason in expected_skips.items():
@@ -114,7 +114,7 @@ def test_hostile_corpus_is_ingested_with_reasons_and_nothing_lost(
 
 def test_weird_names_are_cited_exactly(tmp_path: Path, seeded: Assistant) -> None:
     build_hostile_corpus(tmp_path / "corpus")
-    seeded.ingest([tmp_path / "corpus"])
+    seeded.ingest([tmp_path / "corpus"], root=tmp_path / "corpus")
     for question, source, needle in [
         ("Who was the keeper of the lighthouse?", "$(rm -rf ~);x.txt", "Agnes Thorne"),
         ("When did the ferry to Skye leave?", "it's \"quoted\".md", "dawn"),

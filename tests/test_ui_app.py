@@ -23,7 +23,7 @@ def chat(tmp_path_factory: pytest.TempPathFactory, seed_index_dir: Path, embedde
     shutil.copytree(seed_index_dir, tmp / "index")
     shutil.copytree(CORPUS, tmp / "corpus")
     settings = make_settings(tmp / "index").with_overrides(corpus_dir=tmp / "corpus", ui={"max_upload_mb": 0.001})
-    assistant = Assistant.open(settings=settings, embedder=embedder)  # type: ignore[arg-type]
+    assistant = Assistant.open(settings=settings, create=True, embedder=embedder)  # type: ignore[arg-type]
     yield ChatApp(assistant, settings)
     assistant.close()
 

@@ -62,7 +62,7 @@ def running_app(
     shutil.copytree(seed_index_dir, index_dir)
     shutil.copytree(CORPUS, corpus_dir)
     settings = make_settings(index_dir).with_overrides(corpus_dir=corpus_dir, ui={"host": "127.0.0.1", "port": 0, **ui})
-    assistant = Assistant.open(settings=settings, embedder=embedder)
+    assistant = Assistant.open(settings=settings, create=True, embedder=embedder)  # it takes uploads
     if answerer is not None:
         assistant = Assistant(assistant.index, answerer=answerer(assistant))
     blocks = build_app(assistant, settings)

@@ -278,7 +278,7 @@ class ChatApp:
         paths = [self.settings.corpus_dir / name for name in saved]
         try:
             with self._ingest_lock:
-                report = self.base.ingest(paths, progress=report_progress)
+                report = self.base.ingest(paths, progress=report_progress, root=self.settings.corpus_dir)
         except RagError as e:
             return [render.FileResult(original, "failed", str(e)) for original in saved.values()]
         chunks = {d.source: d.n_chunks for d in self.base.documents()}
@@ -393,7 +393,7 @@ def serve(settings: Settings, ingest_first: bool = False) -> None:
     """Open (or create) the index at ``settings.index_dir``, optionally ingest the corpus, serve."""
     assistant = Assistant.open(settings=settings, create=True)
     if ingest_first:
-        report = assistant.ingest([settings.corpus_dir])
+        report = assistant.ingest([settings.corpus_dir], root=settings.corpus_dir)
         print(
             f"indexed {settings.corpus_dir}: {len(report.added)} added, {len(report.updated)} updated, "
             f"{len(report.skipped)} skipped; {report.total_documents} documents",

@@ -57,10 +57,12 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log prog
 def ingest(
     paths: Annotated[list[Path] | None, typer.Argument(help="files or folders [default: corpus/]")] = None,
     index: IndexOpt = None,
-    prune: Annotated[bool, typer.Option(help="remove indexed documents whose files were not found")] = False,
+    prune: Annotated[bool, typer.Option(help="remove documents under PATHS whose files are gone")] = False,
     rebuild: Annotated[bool, typer.Option(help="delete the index first and ingest from scratch")] = False,
+    root: Annotated[Path | None, typer.Option(help="corpus root that names documents (fixed at an index's first ingest) [default: RAG_CORPUS_DIR or corpus/]")] = None,
 ) -> None:
-    """Index files (.txt .md .html .pdf); unchanged files are skipped by content hash."""
+    """Index files (.txt .md .html .pdf), named by their path relative to the corpus root;
+    unchanged files are skipped by content hash."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -82,7 +84,7 @@ def ingest(
             def progress(done: int, total: int, source: str) -> None:
                 bar.update(task, completed=done, total=total, description=source[-50:])
 
-            report = assistant.ingest(targets, prune=prune, progress=progress)
+            report = assistant.ingest(targets, prune=prune, progress=progress, root=root)
     except RagError as e:
         raise fail(str(e)) from None
     for path, reason in report.skipped:
@@ -103,8 +105,11 @@ def _delete_index(settings: Settings) -> None:
     from rag.index.folder import Index
 
     if (settings.index_dir / "catalog.sqlite3").exists():
-        Index.open(settings).store.drop()
-        shutil.rmtree(settings.index_dir)
+        index = Index.open(settings, create=True)
+        assert index.lock is not None
+        with index.lock.hold():  # not while another process writes it
+            index.store.drop()
+            shutil.rmtree(settings.index_dir)
 
 
 @app.command()

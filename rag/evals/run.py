@@ -125,7 +125,7 @@ def corpus_texts(corpus: Path) -> TextOf:
 
 def index_texts(index_dir: Path) -> TextOf:
     """Document texts from an index folder's catalog (no model is loaded)."""
-    catalog = Catalog(index_dir, create=False)
+    catalog = Catalog(index_dir, create=False, readonly=True)
     return cached(catalog.text_by_source)
 
 

@@ -1,48 +1,58 @@
 """The catalog: an SQLite file in the index folder that is the source of truth of an index.
 
-It holds each document's exact text and metadata, its chunks (offsets and sentence spans) and its
-sentences' embeddings (float16). Chroma's vectors and the BM25 index are derived from it and
-can be rebuilt from it, so a crash between writes is repaired on the next open:
+It holds each document's exact text and metadata, its chunks (offsets and sentence spans), its
+sentences' embeddings (float16) and the lexical (BM25) index of its chunks. Chroma's vectors are
+derived from it and can be rebuilt from it, so a crash between writes is repaired by the next
+writer (see ``rag.index.folder``):
 
 - ``pending`` rows are written (and committed) before Chroma is touched for a document and
-  deleted in the same transaction that commits the document's new rows; a pending row found on
-  open means Chroma may disagree with the catalog for that document, and it is re-synced.
-- ``meta.generation`` increases with every committed change; the BM25 index records the
-  generation it was built from and is rebuilt when they differ.
+  deleted in the same transaction that commits the document's new rows; a pending row means
+  Chroma may disagree with the catalog for that document, and it is re-synced.
+- the lexical index is an FTS5 table of each chunk's tokens (``rag.text.tokens``, stored
+  pre-tokenised, see ``rag.index.lexical``), written in the same transaction as the chunk, so it
+  changes with the commit: no separate file, no rebuild, nothing to go stale.
+- ``meta.generation`` increases with every committed change.
 
-Connections are per thread (SQLite objects must not cross threads); WAL mode lets readers run
-while a writer commits, and every reader sees a document either old or new, never half.
+This module is the only one that speaks SQL (``CatalogStore`` is its interface): a catalog on a
+database server would be a second implementation of it. Connections are per thread (SQLite
+objects must not cross threads); WAL mode lets readers run while a writer commits, and every
+reader sees a document either old or new, never half. A read-only catalog (``readonly=True``)
+never writes, not even its schema, and also opens a folder it may not write to.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote
 
 import numpy as np
 
-from rag.domain import Chunk, Document, DocumentInfo, SentenceRow, VectorEntry, sentence_id
+from rag.domain import Chunk, Document, DocumentInfo, SentenceRow, TermStats, VectorEntry, sentence_id
 from rag.errors import StoreError
 from rag.errors import disk_hint as _disk_hint
 from rag.index.faults import failpoint
+from rag.index.lexical import bm25_rank, fts_token, stored_tokens
 
 CATALOG_FILE = "catalog.sqlite3"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY, source TEXT NOT NULL UNIQUE, title TEXT NOT NULL, date TEXT,
     kind TEXT NOT NULL, sha256 TEXT NOT NULL, text TEXT NOT NULL, n_chunks INTEGER NOT NULL,
-    n_chars INTEGER NOT NULL, ingested_at REAL NOT NULL);
+    n_chars INTEGER NOT NULL, ingested_at REAL NOT NULL, version TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS chunks (
     id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, idx INTEGER NOT NULL, start INTEGER NOT NULL,
     "end" INTEGER NOT NULL, first_sentence INTEGER NOT NULL, n_sentences INTEGER NOT NULL,
-    text TEXT NOT NULL);
+    text TEXT NOT NULL, n_tokens INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, idx);
 CREATE TABLE IF NOT EXISTS sentences (
     doc_id TEXT NOT NULL, idx INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
@@ -50,33 +60,112 @@ CREATE TABLE IF NOT EXISTS sentences (
 CREATE TABLE IF NOT EXISTS pending (doc_id TEXT PRIMARY KEY, since REAL NOT NULL);
 """
 
+# The lexical index: one row per chunk, rowid = the chunk's rowid in ``chunks`` (nothing here
+# runs VACUUM, which could renumber it). Tokens are stored already tokenised and encoded to
+# [a-z0-9_] (``rag.index.lexical.fts_token``), so FTS5's tokenizer only splits on spaces and the
+# terms are exactly ours. ``chunk_occurrences`` gives term frequencies, ``chunk_vocab``
+# document frequencies.
+_LEXICAL_SCHEMA = """
+CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(
+    tokens, tokenize = "unicode61 remove_diacritics 0 tokenchars '_'");
+CREATE VIRTUAL TABLE IF NOT EXISTS chunk_occurrences USING fts5vocab(chunk_terms, 'instance');
+CREATE VIRTUAL TABLE IF NOT EXISTS chunk_vocab USING fts5vocab(chunk_terms, 'row');
+"""
+
+_DOC_COLUMNS = "id, source, title, date, kind, sha256, n_chunks, n_chars"
+
+
+class CatalogStore(Protocol):
+    """What the index, the ingester and the retriever need from a catalog (SQLite here)."""
+
+    generation: int
+
+    def snapshot(self) -> object: ...
+    def get_meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+    def documents(self) -> list[DocumentInfo]: ...
+    def document_by_source(self, source: str) -> DocumentInfo | None: ...
+    def text(self, doc_id: str) -> str | None: ...
+    def text_by_source(self, source: str) -> str | None: ...
+    def versions(self, doc_ids: Iterable[str]) -> dict[str, str]: ...
+    def versions(self, doc_ids: Iterable[str]) -> dict[str, str]:
+        """The committed version of each stored document among ``doc_ids`` (see ``put_document``)."""
+        ids = list(dict.fromkeys(doc_ids))
+        out: dict[str, str] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            rows = self._read(f"SELECT id, version FROM documents WHERE id IN ({','.join('?' * len(part))})", part)
+            out.update(dict(rows))
+        return out
+
+    def counts(self) -> tuple[int, int]: ...
+    def chunks(self, ids: list[str]) -> dict[str, tuple[Chunk, str]]: ...
+    def sentences(self, doc_id: str, first: int, last: int) -> list[SentenceRow]: ...
+    def sentence_index_range(self, chunk_id: str) -> tuple[str, int, int] | None: ...
+    def doc_ids_where(self, sources: Sequence[str] = (), date_from: str | None = None,
+                      date_to: str | None = None) -> set[str]: ...
+    def lexical_search(self, tokens: list[str], k: int, doc_ids: set[str] | None = None) -> list[tuple[str, float]]: ...
+    def term_stats(self, tokens: Iterable[str] = ()) -> TermStats: ...
+    def vector_entries(self, doc_id: str) -> list[VectorEntry]: ...
+    def mark_pending(self, doc_ids: list[str]) -> None: ...
+    def pending(self) -> list[str]: ...
+    def clear_pending(self, doc_ids: list[str]) -> None: ...
+    def put_document(self, doc: Document, chunks: list[Chunk], sentences: list[tuple[int, int]],
+                     vectors: np.ndarray, version: str = "") -> None: ...
+    def delete_document(self, doc_id: str) -> None: ...
+
+
 
 class Catalog:
-    """Thread-safe access to ``catalog.sqlite3``; writes are serialised by one lock."""
+    """Thread-safe access to ``catalog.sqlite3``; writes are serialised by one lock.
 
-    def __init__(self, index_dir: Path, create: bool = True) -> None:
+    ``readonly``: every connection is opened read-only (``mode=ro``; ``immutable=1`` when the
+    folder cannot be written, so SQLite needs no ``-shm`` file there) and writing is refused.
+    """
+
+    def __init__(self, index_dir: Path, create: bool = True, readonly: bool = False) -> None:
         self.path = index_dir / CATALOG_FILE
         if not create and not self.path.exists():
             raise StoreError(f"no index at {index_dir} (missing {CATALOG_FILE}); run `rag ingest` first")
+        self.readonly = readonly
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        with self._write():
-            pass
+        self._term_cache: tuple[int, dict[str, int]] = (-1, {})
+        if readonly:
+            self._check_schema()
+        else:
+            with self._write():
+                pass
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self.readonly:
+            return sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        folder_writable = os.access(self.path.parent, os.W_OK)
+        mode = "mode=ro" if folder_writable else "mode=ro&immutable=1"
+        uri = f"file:{quote(str(self.path.resolve()))}?{mode}"
+        return sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.executescript(_SCHEMA)
-                conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-                conn.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
+                conn = self._connect()
+                if not self.readonly:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                    _migrate(conn)
             except sqlite3.Error as e:
                 raise StoreError(f"cannot open catalog {self.path}: {e}{_disk_hint(self.path.parent)}") from e
             self._local.conn = conn
         return conn
+
+    def _check_schema(self) -> None:
+        schema = self.get_meta("schema")
+        if schema != SCHEMA_VERSION:
+            raise StoreError(
+                f"index {self.path.parent} has catalog schema {schema}, this version reads {SCHEMA_VERSION}; "
+                f"run `rag ingest --index {self.path.parent}` once to upgrade it"
+            )
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -121,6 +210,8 @@ class Catalog:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One immediate transaction; rolled back on any error, which is raised as StoreError."""
+        if self.readonly:
+            raise StoreError(f"catalog {self.path} is open read-only")
         if getattr(self._local, "snapshot_depth", 0):
             raise StoreError("cannot write the catalog inside a read snapshot")
         with self._write_lock:
@@ -184,6 +275,16 @@ class Catalog:
         rows = self._read("SELECT text FROM documents WHERE source = ?", (source,))
         return rows[0][0] if rows else None
 
+    def versions(self, doc_ids: Iterable[str]) -> dict[str, str]:
+        """The committed version of each stored document among ``doc_ids`` (see ``put_document``)."""
+        ids = list(dict.fromkeys(doc_ids))
+        out: dict[str, str] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            rows = self._read(f"SELECT id, version FROM documents WHERE id IN ({','.join('?' * len(part))})", part)
+            out.update(dict(rows))
+        return out
+
     def counts(self) -> tuple[int, int]:
         (docs,), = self._read("SELECT COUNT(*) FROM documents")
         (chunks,), = self._read("SELECT COUNT(*) FROM chunks")
@@ -234,37 +335,93 @@ class Catalog:
             return [r[0] for r in self._read("SELECT id FROM chunks ORDER BY id")]
         return [r[0] for r in self._read("SELECT id FROM chunks WHERE doc_id = ? ORDER BY idx", (doc_id,))]
 
-    def chunk_ids_where(
+    def doc_ids_where(
         self, sources: Sequence[str] = (), date_from: str | None = None, date_to: str | None = None
     ) -> set[str]:
-        """Chunk ids of the documents that pass a filter, selected by SQLite.
+        """Ids of the documents that pass a filter, selected by SQLite.
 
         A document passes when its source equals one of ``sources`` or starts with one that ends
         in ``*`` (no sources: any), and, when a date bound is given, it has a date within the
         bounds (ISO dates, inclusive; a document without a date does not pass).
         """
-        clauses: list[str] = []
-        params: list[object] = []
-        if sources:
-            matches = []
-            for pattern in sources:
-                if pattern.endswith("*"):
-                    matches.append("substr(d.source, 1, ?) = ?")  # a prefix, with no LIKE wildcards
-                    params += [len(pattern) - 1, pattern[:-1]]
-                else:
-                    matches.append("d.source = ?")
-                    params.append(pattern)
-            clauses.append("(" + " OR ".join(matches) + ")")
-        if date_from or date_to:
-            clauses.append("coalesce(d.date, '') != ''")
-        if date_from:
-            clauses.append("d.date >= ?")
-            params.append(date_from)
-        if date_to:
-            clauses.append("d.date <= ?")
-            params.append(date_to)
-        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        where, params = _filter_sql(sources, date_from, date_to)
+        return {r[0] for r in self._read(f"SELECT d.id FROM documents d{where}", params)}
+
+    def chunk_ids_where(
+        self, sources: Sequence[str] = (), date_from: str | None = None, date_to: str | None = None
+    ) -> set[str]:
+        """Chunk ids of the documents that pass a filter (see ``doc_ids_where``)."""
+        where, params = _filter_sql(sources, date_from, date_to)
         return {r[0] for r in self._read(f"SELECT c.id FROM chunks c JOIN documents d ON c.doc_id = d.id{where}", params)}
+
+    # -- lexical ----------------------------------------------------------------------------
+    def lexical_search(self, tokens: list[str], k: int, doc_ids: set[str] | None = None) -> list[tuple[str, float]]:
+        """Top ``k`` chunk ids by BM25 over ``tokens`` (positive scores only), optionally only
+        chunks of ``doc_ids``; read from the FTS5 index in the caller's snapshot."""
+        if not tokens or k < 1:
+            return []
+        with self.snapshot():
+            n, total = self._lexical_size()
+            if not n:
+                return []
+            terms = sorted(set(tokens))
+            df = self._document_frequencies(terms)
+            postings: dict[str, list[tuple[int, int]]] = {}
+            for term in terms:
+                if df.get(term):
+                    postings[term] = self._read(
+                        "SELECT doc, count(*) FROM chunk_occurrences WHERE term = ? GROUP BY doc", (fts_token(term),)
+                    )
+            rowids = sorted({row for rows in postings.values() for row, _ in rows})
+            meta = self._chunk_rows(rowids, doc_ids)
+            lengths = {row: length for row, (_, length) in meta.items()}
+            ranked = bm25_rank(tokens, postings, df, lengths, n, total / n, k)
+        return [(meta[row][0], score) for row, score in ranked]
+
+    def _lexical_size(self) -> tuple[int, int]:
+        (n, total), = self._read("SELECT count(*), coalesce(sum(max(n_tokens, 1)), 0) FROM chunks")
+        return int(n), int(total)
+
+    def _chunk_rows(self, rowids: list[int], doc_ids: set[str] | None) -> dict[int, tuple[str, int]]:
+        """Chunk id and token count by rowid, for the chunks of ``doc_ids`` (None: all)."""
+        out: dict[int, tuple[str, int]] = {}
+        for i in range(0, len(rowids), 900):
+            part = rowids[i : i + 900]
+            rows = self._read(
+                f"SELECT rowid, id, doc_id, n_tokens FROM chunks WHERE rowid IN ({','.join('?' * len(part))})", part
+            )
+            for rowid, cid, doc_id, n_tokens in rows:
+                if doc_ids is None or doc_id in doc_ids:
+                    out[rowid] = (cid, max(n_tokens, 1))
+        return out
+
+    def _document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for term in terms:
+            rows = self._read("SELECT doc FROM chunk_vocab WHERE term = ?", (fts_token(term),))
+            out[term] = int(rows[0][0]) if rows else 0
+        return out
+
+    def term_stats(self, tokens: Iterable[str] = ()) -> TermStats:
+        """Document frequencies of the chunks' tokens and the number of chunks, for idf.
+
+        ``tokens`` are read now, in the caller's snapshot; any other token is looked up when first
+        asked for (and cached for this generation), so no whole-vocabulary load is ever needed.
+        """
+        with self.snapshot():
+            generation = self.generation
+            n = self._lexical_size()[0]
+            known = self._document_frequencies(tokens)
+        return TermStats(_LazyFrequencies(self, generation, known), n)
+
+    def _cached_frequency(self, generation: int, term: str) -> int:
+        cached_generation, cache = self._term_cache
+        if cached_generation != generation:
+            cache = {}
+            self._term_cache = (generation, cache)
+        if term not in cache:
+            cache[term] = self._document_frequencies([term])[term]
+        return cache[term]
 
     def sentence_ids(self) -> list[str]:
         return [sentence_id(d, i) for d, i in self._read("SELECT doc_id, idx FROM sentences")]
@@ -273,18 +430,25 @@ class Catalog:
         rows = self._read("SELECT id, text FROM chunks ORDER BY id")
         return [r[0] for r in rows], [r[1] for r in rows]
 
+    def lexical_rows(self) -> dict[str, str]:
+        """Each chunk id with its stored lexical tokens (tests compare indexes with it)."""
+        rows = self._read("SELECT c.id, t.tokens FROM chunks c JOIN chunk_terms t ON t.rowid = c.rowid")
+        return dict(rows)
+
     def vector_entries(self, doc_id: str) -> list[VectorEntry]:
         """The Chroma entries of a stored document, rebuilt from the catalog (for repair)."""
         with self.snapshot():  # the document, its sentences and chunks from the same version
             info = self.document(doc_id)
             if info is None:
                 return []
+            version = self.versions([doc_id]).get(doc_id, "")
             sentences = self.sentences(doc_id, 0, 1 << 30)
             rows = self._read("SELECT idx, first_sentence, n_sentences FROM chunks WHERE doc_id = ?", (doc_id,))
         spans = [(s.start, s.end) for s in sentences]
         members = sentence_chunks(spans, [(first, n) for _, first, n in sorted(rows)])
         return [
-            VectorEntry(sentence_id(doc_id, s.idx), s.vector, doc_id, info.source, s.start, s.end, info.date, members[s.idx])
+            VectorEntry(sentence_id(doc_id, s.idx), s.vector, doc_id, info.source, s.start, s.end, info.date,
+                        members[s.idx], version)
             for s in sentences
         ]
 
@@ -308,21 +472,31 @@ class Catalog:
         chunks: list[Chunk],
         sentences: list[tuple[int, int]],
         vectors: np.ndarray,
+        version: str = "",
     ) -> None:
-        """Replace a document's rows (document, chunks, sentences) in one transaction."""
+        """Replace a document's rows (document, chunks, sentences, lexical terms) in one transaction.
+
+        ``version`` names this version of the document (the ingester derives it from the text
+        and the pipeline); the vector store carries it too, so a reader can tell vectors of the
+        committed version from those of a version still being written.
+        """
         first_of = {span: i for i, span in enumerate(sentences)}
+        tokens = [stored_tokens(c.text) for c in chunks]
         with self._write() as conn:
             self._delete_rows(conn, doc.id)
             conn.execute(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO documents (id, source, title, date, kind, sha256, text, n_chunks, n_chars, ingested_at, "
+                "version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (doc.id, doc.source, doc.title, doc.date, doc.kind, doc.sha256, doc.text, len(chunks),
-                 len(doc.text), time.time()),
+                 len(doc.text), time.time(), version),
             )
-            conn.executemany(
-                "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(c.id, doc.id, c.index, c.start, c.end, first_of[c.sentences[0]], len(c.sentences), c.text)
-                 for c in chunks],
-            )
+            for c, toks in zip(chunks, tokens):
+                cur = conn.execute(
+                    'INSERT INTO chunks (id, doc_id, idx, start, "end", first_sentence, n_sentences, text, n_tokens) '
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (c.id, doc.id, c.index, c.start, c.end, first_of[c.sentences[0]], len(c.sentences), c.text, len(toks)),
+                )
+                conn.execute("INSERT INTO chunk_terms (rowid, tokens) VALUES (?, ?)", (cur.lastrowid, " ".join(toks)))
             half = vectors.astype(np.float16)
             conn.executemany(
                 "INSERT INTO sentences VALUES (?, ?, ?, ?, ?)",
@@ -346,6 +520,7 @@ class Catalog:
 
     @staticmethod
     def _delete_rows(conn: sqlite3.Connection, doc_id: str) -> None:
+        conn.execute("DELETE FROM chunk_terms WHERE rowid IN (SELECT rowid FROM chunks WHERE doc_id = ?)", (doc_id,))
         conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
         conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
         conn.execute("DELETE FROM sentences WHERE doc_id = ?", (doc_id,))
@@ -362,3 +537,85 @@ def sentence_chunks(sentences: list[tuple[int, int]], chunks: list[tuple[int, in
         for i in range(first, first + n):
             members[i].append(chunk_index)
     return [tuple(m) for m in members]
+
+
+class _LazyFrequencies(Mapping[str, int]):
+    """Document frequencies: those read with the question, the rest looked up on first use."""
+
+    def __init__(self, catalog: Catalog, generation: int, known: dict[str, int]) -> None:
+        self._catalog = catalog
+        self._generation = generation
+        self._known = known
+
+    def __getitem__(self, term: str) -> int:
+        if term not in self._known:
+            self._known[term] = self._catalog._cached_frequency(self._generation, term)
+        if not self._known[term]:
+            raise KeyError(term)
+        return self._known[term]
+
+    def get(self, term: str, default: int | None = None) -> int | None:  # type: ignore[override]
+        try:
+            return self[term]
+        except KeyError:
+            return default
+
+    def __iter__(self) -> Iterator[str]:
+        return (t for t, df in self._known.items() if df)
+
+    def __len__(self) -> int:
+        return sum(1 for df in self._known.values() if df)
+
+
+def _filter_sql(sources: Sequence[str], date_from: str | None, date_to: str | None) -> tuple[str, list[object]]:
+    """A WHERE clause over ``documents d`` for a source/prefix/date filter, and its parameters."""
+    clauses: list[str] = []
+    params: list[object] = []
+    if sources:
+        matches = []
+        for pattern in sources:
+            if pattern.endswith("*"):
+                matches.append("substr(d.source, 1, ?) = ?")  # a prefix, with no LIKE wildcards
+                params += [len(pattern) - 1, pattern[:-1]]
+            else:
+                matches.append("d.source = ?")
+                params.append(pattern)
+        clauses.append("(" + " OR ".join(matches) + ")")
+    if date_from or date_to:
+        clauses.append("coalesce(d.date, '') != ''")
+    if date_from:
+        clauses.append("d.date >= ?")
+        params.append(date_from)
+    if date_to:
+        clauses.append("d.date <= ?")
+        params.append(date_to)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Create the schema, or bring a version 1 catalog (BM25 in files) to version 2."""
+    conn.executescript(_SCHEMA)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
+        rows = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchall()
+        schema = rows[0][0] if rows else None
+        if schema == "1":
+            conn.execute("ALTER TABLE documents ADD COLUMN version TEXT NOT NULL DEFAULT ''")
+            conn.execute("ALTER TABLE chunks ADD COLUMN n_tokens INTEGER NOT NULL DEFAULT 0")
+        for statement in _LEXICAL_SCHEMA.strip().split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        if schema == "1":
+            for rowid, text in conn.execute("SELECT rowid, text FROM chunks").fetchall():
+                toks = stored_tokens(text)
+                conn.execute("UPDATE chunks SET n_tokens = ? WHERE rowid = ?", (len(toks), rowid))
+                conn.execute("INSERT INTO chunk_terms (rowid, tokens) VALUES (?, ?)", (rowid, " ".join(toks)))
+            # Chroma's entries carry no version yet: re-sync every document (the next writer's repair).
+            conn.execute("UPDATE documents SET version = 'v1:' || sha256")
+            conn.execute("INSERT OR REPLACE INTO pending SELECT id, ? FROM documents", (time.time(),))
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -1,9 +1,20 @@
-"""An index folder: the catalog (truth), the Chroma collection and the BM25 index, kept in step.
+"""An index folder: the catalog (truth, with the BM25 index inside) and the Chroma collection.
 
-``Index.open`` repairs what a crash may have left: documents whose Chroma write was interrupted
-(pending in the catalog) get their vectors re-written from the catalog's stored sentence vectors,
-Chroma ids that the catalog does not know are deleted, and a BM25 index built from an older
-catalog generation is rebuilt.
+One writer, many readers, across processes:
+
+- A writer (ingest, prune, repair) holds ``write.lock`` in the folder (``filelock``) for the
+  whole write; a second writer waits for it, with a message, or fails at once with one line
+  (``Settings.write_lock``). Holding it, the writer first repairs what a crash may have left:
+  documents whose Chroma write was interrupted (pending in the catalog) get their vectors
+  re-written from the catalog's stored sentence vectors.
+- A reader (``Index.open(readonly=True)``: ``rag ask``, ``rag serve``'s queries, evals) opens
+  the catalog read-only and never repairs or writes; each question reads one committed SQLite
+  snapshot. Embedded Chroma is not a shared-memory store: a process's client keeps its HNSW
+  graph in memory and does not see another process's writes, so a reader reopens its client
+  when the catalog's generation moves, and the retriever keeps a vector hit only when its
+  document version equals the committed one (``rag.retrieval.hybrid``). A reader of a folder
+  it may not write to (where Chroma cannot even open) searches the catalog's own sentence
+  vectors instead (``rag.index.catalog_vectors``).
 """
 
 from __future__ import annotations
@@ -11,24 +22,36 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from rag.config import Settings
 from rag.domain import DocumentInfo
-from rag.errors import StoreError
+from rag.errors import StoreError, disk_hint
 from rag.index.catalog import Catalog
+from rag.index.catalog_vectors import CatalogVectors
 from rag.index.embedding import DEFAULT_VARIANT, Embedder, OnnxEmbedder
 from rag.index.faults import failpoint
-from rag.index.lexical import LexicalIndex
 from rag.index.vectors import ChromaStore, VectorStore
 
 logger = logging.getLogger(__name__)
 
-LEXICAL_DIR = "bm25"
+LOCK_FILE = "write.lock"
+
+# Embedded Chroma shares one client system per folder in a process; closing it under another
+# live Index of the same folder breaks (or hangs) that one. Reopening is done only by the sole
+# user of a folder's embedded store in this process (as in `rag ask`, `rag serve`, `rag ingest`).
+_EMBEDDED_USERS: dict[str, int] = {}
+_EMBEDDED_LOCK = threading.Lock()
+OLD_LEXICAL_DIR = "bm25"  # schema 1 kept BM25 here; removed by the first writer of schema 2
 
 
 def pipeline_fingerprint(settings: Settings, embedder: Embedder) -> str:
@@ -59,6 +82,41 @@ def _index_variant(catalog: Catalog) -> str:
     return "fp32" if catalog.counts()[0] else DEFAULT_VARIANT
 
 
+def _make_embedder(settings: Settings, catalog: Catalog) -> OnnxEmbedder:
+    """The configured embedder in the index's own variant unless a variant is set."""
+    e = settings.embedding
+    return OnnxEmbedder(e.model, e.variant or _index_variant(catalog), e.batch_size, e.threads, e.cache_dir)
+
+
+def _reader_store(settings: Settings, catalog: Catalog) -> tuple[VectorStore, Any]:
+    """A reader's vector store and how to reopen it: Chroma, or the catalog's own vectors
+    where embedded Chroma cannot open (a folder this process may not write)."""
+    name = catalog.get_meta("collection")
+    if name is None:
+        return CatalogVectors(catalog), None
+    if settings.chroma_url:
+        return ChromaStore(settings.index_dir, settings.chroma_url, name), None
+    if not os.access(settings.index_dir / "chroma", os.W_OK) or not _can_write_chroma(settings.index_dir):
+        logger.info("index folder %s is read-only: searching the catalog's vectors", settings.index_dir)
+        return CatalogVectors(catalog), None
+    try:
+        store = ChromaStore(settings.index_dir, None, name)
+    except StoreError as e:
+        logger.warning("%s; searching the catalog's vectors instead", e)
+        return CatalogVectors(catalog), None
+    return store, lambda: ChromaStore(settings.index_dir, None, name)
+
+
+def _can_write_chroma(index_dir: Path) -> bool:
+    """Embedded Chroma writes its own SQLite file even to read; a read-only mount refuses that."""
+    probe = index_dir / "chroma" / "chroma.sqlite3"
+    try:
+        with probe.open("r+b"):
+            return True
+    except OSError:
+        return False
+
+
 def _collection_name(catalog: Catalog) -> str:
     """The index's Chroma collection, named once at creation so a moved folder still finds it."""
     name = catalog.get_meta("collection")
@@ -66,6 +124,48 @@ def _collection_name(catalog: Catalog) -> str:
         name = f"rag_chunks_{uuid.uuid4().hex[:12]}"
         catalog.set_meta("collection", name)
     return name
+
+
+class WriterLock:
+    """``write.lock`` in the index folder: one writing process at a time, re-entrant per thread.
+
+    ``wait``: a second writer logs that it waits and blocks until the first is done; ``fail``:
+    it raises a one-line StoreError at once.
+    """
+
+    def __init__(self, index_dir: Path, mode: str = "wait") -> None:
+        if mode not in ("wait", "fail"):
+            raise ValueError(f"write_lock ({mode!r}) must be 'wait' or 'fail'")
+        self.path = index_dir / LOCK_FILE
+        self.mode = mode
+        self._lock = FileLock(str(self.path), thread_local=False)
+        self._threads = threading.RLock()
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        with self._threads:
+            try:  # filelock retries an open that fails (full disk, read-only folder) forever
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644))
+            except OSError as e:
+                raise StoreError(
+                    f"cannot lock index folder {self.path.parent}: {e.strerror or e}{disk_hint(self.path.parent)}"
+                ) from e
+            try:
+                self._lock.acquire(timeout=0)
+            except Timeout:
+                if self.mode == "fail":
+                    raise StoreError(
+                        f"another process is writing index {self.path.parent} ({LOCK_FILE} is held); "
+                        "try again when it is done, or set RAG_WRITE_LOCK=wait to wait for it"
+                    ) from None
+                logger.warning("waiting for another process writing index %s to finish", self.path.parent)
+                self._lock.acquire()
+            except OSError as e:
+                raise StoreError(f"cannot lock index folder {self.path.parent}: {e.strerror or e}") from e
+            try:
+                yield
+            finally:
+                self._lock.release()
 
 
 class Index:
@@ -78,6 +178,8 @@ class Index:
         store: VectorStore,
         embedder: Embedder,
         writable: bool,
+        lock: WriterLock | None = None,
+        reopen_store: Any = None,
     ) -> None:
         self.settings = settings
         self.dir = settings.index_dir
@@ -85,9 +187,17 @@ class Index:
         self.store = store
         self.embedder = embedder
         self.writable = writable
-        self._lexical: LexicalIndex | None = None
-        self._lexical_lock = threading.Lock()
-        self.write_lock = threading.Lock()
+        self.readonly = catalog.readonly
+        self.lock = lock
+        self.write_lock = threading.RLock()
+        self._reopen_store = reopen_store  # None: the store always sees other processes' writes
+        self._store_lock = threading.RLock()
+        self._store_generation = catalog.generation
+        self._writer_token = uuid.uuid4().hex
+        self._embedded_key = os.path.realpath(self.dir) if reopen_store is not None else None
+        if self._embedded_key is not None:
+            with _EMBEDDED_LOCK:
+                _EMBEDDED_USERS[self._embedded_key] = _EMBEDDED_USERS.get(self._embedded_key, 0) + 1
 
     @classmethod
     def open(
@@ -96,23 +206,40 @@ class Index:
         create: bool = False,
         embedder: Embedder | None = None,
         store: VectorStore | None = None,
+        readonly: bool | None = None,
     ) -> Index:
-        """Open ``settings.index_dir``; with ``create`` make it (for ingest), else it must exist."""
+        """Open ``settings.index_dir``; with ``create`` make it (for ingest), else it must exist.
+
+        ``readonly`` (default: not ``create``) opens a reader: nothing in the folder is written.
+        """
         index_dir = settings.index_dir
+        readonly = (not create) if readonly is None else readonly
         if create:
             _check_writable(index_dir)
         elif not (index_dir / "catalog.sqlite3").exists():
             raise StoreError(f"no index at {index_dir}; build one with `rag ingest PATH --index {index_dir}`")
-        writable = os.access(index_dir, os.W_OK)
-        catalog = Catalog(index_dir, create=create)
-        e = settings.embedding
-        embedder = embedder or OnnxEmbedder(e.model, e.variant or _index_variant(catalog), e.batch_size, e.threads,
-                                            e.cache_dir)
-        store = store or ChromaStore(index_dir, settings.chroma_url, _collection_name(catalog))
-        index = cls(settings, catalog, store, embedder, writable)
+        writable = not readonly and os.access(index_dir, os.W_OK)
+        if readonly:
+            catalog = Catalog(index_dir, create=False, readonly=True)
+            embedder = embedder or _make_embedder(settings, catalog)
+            store, reopen = store, None
+            if store is None:
+                store, reopen = _reader_store(settings, catalog)
+            index = cls(settings, catalog, store, embedder, False, reopen_store=reopen)
+            index._check_model()
+            return index
+        lock = WriterLock(index_dir, settings.write_lock)
+        with lock.hold():  # the schema, its upgrade and the collection's name are writes too
+            catalog = Catalog(index_dir, create=create)
+            name = _collection_name(catalog)
+        embedder = embedder or _make_embedder(settings, catalog)
+        reopen = None
+        if store is None:
+            store = ChromaStore(index_dir, settings.chroma_url, name)
+            if not settings.chroma_url:
+                reopen = lambda: ChromaStore(index_dir, None, name)  # noqa: E731
+        index = cls(settings, catalog, store, embedder, writable, lock, reopen)
         index._check_model()
-        if writable:
-            index.repair()
         return index
 
     def _check_model(self) -> None:
@@ -133,9 +260,32 @@ class Index:
                 f"RAG_EMBEDDING__VARIANT={stored_variant} or rebuild with `rag ingest --rebuild`"
             )
 
-    # -- consistency ------------------------------------------------------------------------
+    # -- writing ----------------------------------------------------------------------------
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the folder's writer lock (see the module docstring) and repair before writing."""
+        if self.readonly or self.lock is None:
+            raise StoreError(f"index {self.dir} is open read-only")
+        if not self.writable:
+            raise StoreError(f"index folder {self.dir} is not writable")
+        with self.write_lock, self.lock.hold():
+            if self.catalog.get_meta("writer") != self._writer_token:
+                # Another process wrote since this one last did: a client opened before that
+                # holds a stale in-memory graph, which must not be written back.
+                self._refresh_store()
+                self.catalog.set_meta("writer", self._writer_token)
+            shutil.rmtree(self.dir / OLD_LEXICAL_DIR, ignore_errors=True)
+            self.repair()
+            try:
+                yield
+            finally:
+                self._store_generation = self.catalog.generation
+
     def repair(self) -> None:
-        """Bring Chroma back in step with the catalog for documents an interrupted ingest touched."""
+        """Bring Chroma back in step with the catalog for documents an interrupted ingest touched.
+
+        Call it holding the writer lock (``writing`` does).
+        """
         pending = self.catalog.pending()
         for doc_id in pending:
             self.resync_document(doc_id)
@@ -160,33 +310,49 @@ class Index:
             return []
         return sorted(set(all_ids()) - set(self.catalog.sentence_ids()))
 
-    # -- lexical ----------------------------------------------------------------------------
-    def lexical(self) -> LexicalIndex:
-        """The BM25 index for the catalog's current generation (loaded or rebuilt as needed)."""
+    # -- the vector store across processes --------------------------------------------------
+    def query_vectors(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[Any]:
+        """``store.query``, on a client that has seen the catalog's current generation."""
         generation = self.catalog.generation
-        current = self._lexical
-        if current is not None and current.generation == generation:
-            return current
-        with self._lexical_lock:
-            if self._lexical is not None and self._lexical.generation == generation:
-                return self._lexical
-            folder = self.dir / LEXICAL_DIR
-            loaded = LexicalIndex.load(folder)
-            if loaded is None or loaded.generation != generation:
-                loaded = self.rebuild_lexical(generation)
-            self._lexical = loaded
-            return loaded
+        if self._reopen_store is None:
+            return self.store.query(vector, k, where)
+        with self._store_lock:
+            if generation != self._store_generation and not self.write_lock_held():
+                self._refresh_store()
+                self._store_generation = generation
+            return self.store.query(vector, k, where)
 
-    def rebuild_lexical(self, generation: int | None = None) -> LexicalIndex:
-        generation = self.catalog.generation if generation is None else generation
-        ids, texts = self.catalog.all_chunk_texts()
-        built = LexicalIndex.build(ids, texts, generation)
-        if self.writable:
-            try:
-                built.save(self.dir / LEXICAL_DIR)
-            except OSError as e:  # a read-only or full disk: keep serving from memory
-                logger.warning("could not save the BM25 index (%s); using it from memory", e)
-        return built
+    def write_lock_held(self) -> bool:
+        """Whether this process is writing (its own writes are in its client already)."""
+        if self.write_lock.acquire(blocking=False):
+            self.write_lock.release()
+            return False
+        return True
+
+    def _refresh_store(self) -> None:
+        if self._reopen_store is None:
+            return
+        with _EMBEDDED_LOCK:
+            shared = _EMBEDDED_USERS.get(self._embedded_key or "", 0) > 1
+        if shared:
+            logger.debug("another Index in this process uses %s's embedded Chroma: not reopening it", self.dir)
+            return
+        with self._store_lock:
+            close = getattr(self.store, "close", None)
+            if close is not None:
+                close()
+            self.store = self._reopen_store()
+
+    def close(self) -> None:
+        """Release the vector store's client and this thread's catalog connection."""
+        if self._embedded_key is not None:
+            with _EMBEDDED_LOCK:
+                _EMBEDDED_USERS[self._embedded_key] = max(_EMBEDDED_USERS.get(self._embedded_key, 1) - 1, 0)
+            self._embedded_key = None
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()
+        self.catalog.close()
 
     # -- reading ----------------------------------------------------------------------------
     def documents(self) -> list[DocumentInfo]:

@@ -1,130 +1,71 @@
-"""BM25 over the same chunk ids as the vector store (bm25s), tokenized by ``rag.text.tokens``.
+"""BM25 over chunk tokens: how tokens are stored in the catalog's FTS5 table, and the scoring.
 
-The index is derived from the catalog: it is rebuilt from the catalog's chunk texts after every
-committed ingest and saved with the catalog generation it was built from, so a stale or missing
-index (after a crash, say) is detected on open and rebuilt. Writes go to a temporary folder that
-replaces the old one, so a reader never loads half an index.
+The catalog (``rag.index.catalog``) keeps one FTS5 row per chunk, written in the same
+transaction as the chunk, and reads term and document frequencies from it; this module holds
+the pure parts. Tokens are ``rag.text.tokens.tokenize`` (the tokenizer the answerer and the
+gate share), stored pre-tokenised: FTS5's own tokenizer would split and fold differently.
+
+Scoring is BM25 with Lucene's idf, ``log(1 + (N - df + 0.5) / (df + 0.5))``, k1 = 1.5, b = 0.75,
+the variant and parameters of bm25s (which served BM25 here before, from files rebuilt after
+every ingest); a query token counts once per occurrence in the query, as there.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-from collections import Counter
-from pathlib import Path
+import heapq
+import math
+import re
+from collections.abc import Mapping, Sequence
 
-from rag.domain import TermStats
-from rag.index.faults import failpoint
 from rag.text.tokens import tokenize
 
-STAMP_FILE = "stamp.json"
+K1 = 1.5
+B = 0.75
+
+_PLAIN = re.compile(r"[a-z0-9]+\Z")
 
 
-def _import_bm25s():  # noqa: ANN202
-    """bm25s, with the DEBUG level it sets on its own logger at import turned back down."""
-    import logging
+def fts_token(token: str) -> str:
+    """``token`` as stored in FTS5: itself when it is plain ``[a-z0-9]+``, else ``_`` and the hex
+    of its UTF-8 bytes (so FTS5's tokenizer, which splits on anything but ``[a-z0-9_]`` here,
+    keeps it whole, and no two tokens share a stored form).
 
-    import bm25s
+    >>> fts_token("harbour"), fts_token("café")
+    ('harbour', '_636166c3a9')
+    """
+    return token if _PLAIN.match(token) else "_" + token.encode("utf-8").hex()
 
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
-    return bm25s
+
+def stored_tokens(text: str) -> list[str]:
+    """The FTS5 form of a chunk's tokens, in order."""
+    return [fts_token(t) for t in tokenize(text)]
 
 
-class LexicalIndex:
-    """A BM25 index whose rows are chunk ids; also exposes inverse document frequencies."""
+def bm25_rank(
+    query: Sequence[str],
+    postings: Mapping[str, Sequence[tuple[int, int]]],
+    df: Mapping[str, int],
+    lengths: Mapping[int, int],
+    n: int,
+    avg_length: float,
+    k: int,
+) -> list[tuple[int, float]]:
+    """The ``k`` best rows by BM25 (positive scores), best first; ties by row.
 
-    def __init__(self, ids: list[str], retriever: object | None, df: dict[str, int], generation: int) -> None:
-        self.ids = ids
-        self._retriever = retriever
-        self._df = df
-        self.generation = generation
-        self._n = len(ids)
-        self.stats = TermStats(df, self._n)
-
-    @classmethod
-    def build(cls, ids: list[str], texts: list[str], generation: int) -> LexicalIndex:
-        bm25s = _import_bm25s()
-
-        tokens = [tokenize(t) for t in texts]
-        df: Counter[str] = Counter()
-        for toks in tokens:
-            df.update(set(toks))
-        retriever = None
-        if ids:
-            retriever = bm25s.BM25()
-            retriever.index([t or [""] for t in tokens], show_progress=False)
-        return cls(ids, retriever, dict(df), generation)
-
-    def idf(self, token: str) -> float:
-        """BM25-style idf, >0; a token no chunk contains gets the largest value."""
-        return self.stats.idf(token)
-
-    def max_idf(self) -> float:
-        """The idf of a token no chunk contains: the scale of this index's idf values."""
-        return self.stats.max_idf()
-
-    def document_frequency(self, token: str) -> int:
-        return self._df.get(token, 0)
-
-    @property
-    def size(self) -> int:
-        return self._n
-
-    def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
-        """Top ``k`` chunk ids by BM25 score (only positive scores), optionally within ``allowed``."""
-        if self._retriever is None or not self.ids:
-            return []
-        toks = [t for t in tokenize(query) if t in self._df]
-        if not toks:
-            return []
-        want = self._n if allowed is not None else min(k, self._n)
-        docs, scores = self._retriever.retrieve([toks], k=want, show_progress=False, n_threads=1)
-        out = []
-        for row, score in zip(docs[0], scores[0]):
-            if score <= 0:
-                break
-            cid = self.ids[int(row)]
-            if allowed is None or cid in allowed:
-                out.append((cid, float(score)))
-                if len(out) >= k:
-                    break
-        return out
-
-    # -- persistence ------------------------------------------------------------------------
-    def save(self, folder: Path) -> None:
-        """Write atomically: build in a sibling temp folder, then swap it in."""
-        tmp = folder.with_name(folder.name + ".tmp")
-        old = folder.with_name(folder.name + ".old")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        if self._retriever is not None:
-            self._retriever.save(str(tmp), show_progress=False)
-        (tmp / "ids.json").write_text(json.dumps(self.ids))
-        (tmp / "df.json").write_text(json.dumps(self._df))
-        # The stamp is written last: a folder without it is never trusted.
-        (tmp / STAMP_FILE).write_text(json.dumps({"generation": self.generation, "n": self._n}))
-        failpoint("lexical.save.tmp_written")
-        shutil.rmtree(old, ignore_errors=True)
-        if folder.exists():
-            folder.rename(old)
-        failpoint("lexical.save.between_renames")
-        tmp.rename(folder)
-        failpoint("lexical.save.swapped")
-        shutil.rmtree(old, ignore_errors=True)
-
-    @classmethod
-    def load(cls, folder: Path) -> LexicalIndex | None:
-        """The saved index, or None when missing or incomplete."""
-        bm25s = _import_bm25s()
-
-        try:
-            stamp = json.loads((folder / STAMP_FILE).read_text())
-            ids = json.loads((folder / "ids.json").read_text())
-            df = json.loads((folder / "df.json").read_text())
-            retriever = bm25s.BM25.load(str(folder), show_progress=False) if ids else None
-        except (OSError, ValueError, KeyError):
-            return None
-        if len(ids) != stamp.get("n"):
-            return None
-        return cls(ids, retriever, df, int(stamp["generation"]))
-
+    ``postings[term]`` lists ``(row, term frequency)``; rows missing from ``lengths`` are left
+    out (that is how a filter applies). ``query`` may repeat a term: it then counts twice.
+    """
+    scores: dict[int, float] = {}
+    for term in query:
+        rows = postings.get(term)
+        if not rows:
+            continue
+        idf = math.log(1.0 + (n - df[term] + 0.5) / (df[term] + 0.5))
+        for row, tf in rows:
+            length = lengths.get(row)
+            if length is None:
+                continue
+            norm = K1 * (1.0 - B + B * length / avg_length)
+            scores[row] = scores.get(row, 0.0) + idf * tf / (tf + norm)
+    best = heapq.nsmallest(k, scores.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [(row, score) for row, score in best if score > 0]

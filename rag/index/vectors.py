@@ -38,6 +38,7 @@ class VectorHit:
     similarity: float  # cosine similarity in [-1, 1]
     doc_id: str
     chunks: tuple[int, ...]
+    version: str = ""  # the document version the vector was written for
 
 
 class VectorStore(Protocol):
@@ -107,7 +108,7 @@ class ChromaStore:
                 embeddings=np.stack([e.vector for e in part]).astype(np.float32),
                 metadatas=[
                     {"doc_id": e.doc_id, "source": e.source, "start": e.start, "end": e.end,
-                     "date": date_number(e.date), "chunks": ",".join(map(str, e.chunks))}
+                     "date": date_number(e.date), "chunks": ",".join(map(str, e.chunks)), "version": e.version}
                     for e in part
                 ],
             )
@@ -136,7 +137,8 @@ class ChromaStore:
             include=["distances", "metadatas"],
         )
         return [
-            VectorHit(vid, 1.0 - float(d), str(m["doc_id"]), tuple(int(x) for x in str(m["chunks"]).split(",") if x))
+            VectorHit(vid, 1.0 - float(d), str(m["doc_id"]), tuple(int(x) for x in str(m["chunks"]).split(",") if x),
+                      str(m.get("version", "")))
             for vid, d, m in zip(res["ids"][0], res["distances"][0], res["metadatas"][0])
             if m is not None  # deleted by a concurrent ingest between Chroma's search and its metadata read
         ]

@@ -1,7 +1,8 @@
 """Read one file into a ``Document`` with its exact text, title and date.
 
 - ``.txt``/``.md``: the file decoded as strict UTF-8, newlines untouched, so citation offsets
-  index the file's own characters.
+  index the file's own characters; a leading UTF-8 byte-order mark is not text and is dropped
+  (offsets index the stored text, which ``rag show`` prints).
 - ``.html``/``.htm``: main text extracted by trafilatura (boilerplate removed), title and date
   from the page's metadata (htmldate). Offsets index that extracted text, which the catalog
   keeps and ``rag show`` prints.
@@ -62,7 +63,7 @@ def _decode(raw: bytes) -> str:
     if b"\x00" in raw[:8192]:
         raise IngestError("binary file (contains NUL bytes)")
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # a byte-order mark would hide a leading "date:" line
     except UnicodeDecodeError as e:
         raise IngestError(f"not valid UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r})") from e
 
@@ -107,7 +108,7 @@ def _shorten(line: str) -> str:
 def _html_document(raw: bytes, source: str) -> Document:
     import trafilatura
 
-    html = raw.decode("utf-8", errors="replace")
+    html = raw.decode("utf-8-sig", errors="replace")
     if b"\x00" in raw[:8192]:
         raise IngestError("binary file (contains NUL bytes)")
     try:
@@ -141,8 +142,25 @@ def _pdf_document(raw: bytes, source: str) -> Document:
     text = "\n\n".join(p for p in pages if p)
     if not text.strip():
         raise IngestError("no extractable text in the PDF (scanned images?)")
-    title = (meta.title if meta and meta.title else "") or guess_title(text, source)
-    date = None
-    if meta and meta.creation_date:
-        date = meta.creation_date.date().isoformat()
+    title, date = _pdf_title_and_date(meta)
+    title = title or guess_title(text, source)
     return Document(source=source, text=text, title=_shorten(str(title)), date=date or find_date(text), kind="pdf")
+
+
+def _pdf_title_and_date(meta: object) -> tuple[str, str | None]:
+    """The PDF's title and creation date; a malformed field is ignored, not fatal.
+
+    pypdf parses ``/CreationDate`` lazily and raises on a malformed one (``D:2024-13-45``).
+    """
+    title: str = ""
+    date: str | None = None
+    try:
+        title = str(getattr(meta, "title", None) or "")
+    except Exception:  # noqa: BLE001 - pypdf raises assorted errors on broken metadata
+        title = ""
+    try:
+        created = getattr(meta, "creation_date", None)
+        date = created.date().isoformat() if created else None
+    except Exception:  # noqa: BLE001
+        date = None
+    return title, date

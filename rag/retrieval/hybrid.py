@@ -1,15 +1,20 @@
 """Hybrid retrieval: dense (Chroma) + BM25 candidates, fused with reciprocal rank fusion.
 
-Filters by source (exact names or a trailing-``*`` prefix) and by date range are applied by the
-stores: the catalog selects the allowed chunk ids, Chroma's ``where`` and the BM25 search keep to
-them. An optional sentence-transformers ``CrossEncoder`` reranks the fused list. Each
-returned ``Hit`` carries what an answerer reads (its sentence rows and vectors, the document
-text and the BM25 term statistics), read from the index here, so answerers never open it.
+Filters by source (exact names or a trailing-``*`` prefix) and by date range are applied inside
+the stores, before their top candidates are taken: SQL selects the allowed documents, Chroma's
+``where`` keeps to them (``doc_id $in`` and the date bounds) and so does the BM25 query. An
+optional sentence-transformers ``CrossEncoder`` reranks the fused list. Each returned ``Hit``
+carries what an answerer reads (its sentence rows and vectors, the document text and the BM25
+term statistics), read from one catalog snapshot here, so answerers never open the index.
+
+The catalog is the truth: a vector hit counts only when its document version equals the
+version committed in the snapshot read (another process may be writing Chroma right now).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,6 +23,7 @@ from rag.config import RetrievalSettings
 from rag.domain import Hit, TermStats, chunk_id, date_number
 from rag.errors import ConfigError, QueryError
 from rag.index.folder import Index
+from rag.text.tokens import tokenize
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +63,9 @@ class Filters:
             value = getattr(self, name)
             if value is not None and not _is_iso_date(value):
                 raise QueryError(f"{name} ({value!r}) must be a date like 2024-04-13")
+        for source in self.sources:
+            if not isinstance(source, str) or not source.strip("*").strip():
+                raise QueryError(f"source filter ({source!r}) must name a document or a prefix ending in *")
         if self.date_from and self.date_to and self.date_from > self.date_to:
             raise QueryError(f"date_from ({self.date_from}) is after date_to ({self.date_to})")
 
@@ -65,14 +74,20 @@ class Filters:
         return not (self.sources or self.date_from or self.date_to)
 
 
-def _is_iso_date(value: str) -> bool:
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z", re.ASCII)
+
+
+def _is_iso_date(value: object) -> bool:
+    """``YYYY-MM-DD`` and a real date (``fromisoformat`` alone also takes ``2024-W15-1``)."""
     import datetime as dt
 
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        return False
     try:
         dt.date.fromisoformat(value)
     except ValueError:
         return False
-    return len(value) == 10
+    return True
 
 
 class Retriever:
@@ -94,13 +109,21 @@ class Retriever:
         s = self.settings
         top_k = top_k or s.top_k
         filters = filters or Filters()
-        allowed = self._allowed_ids(filters)
+        catalog = self.index.catalog
+        vector = self.index.embed_query(question) if query_vector is None else query_vector
+        with catalog.snapshot():  # re-entrant: the caller's snapshot when it holds one
+            return self._retrieve(question, filters, top_k, vector)
+
+    def _retrieve(self, question: str, filters: Filters, top_k: int, vector: Any) -> list[Hit]:
+        s = self.settings
+        catalog = self.index.catalog
+        allowed = self._allowed_docs(filters)
         if allowed is not None and not allowed:
             return []
-        vector = self.index.embed_query(question) if query_vector is None else query_vector
         dense = self._dense_chunks(vector, filters, allowed)
-        bm25 = self.index.lexical()
-        lexical = bm25.search(question, s.candidates, allowed)
+        tokens = tokenize(question)
+        lexical = catalog.lexical_search(tokens, s.candidates, allowed)
+        terms = catalog.term_stats(tokens)
         fused = reciprocal_rank_fusion(
             [[cid for cid, _ in dense], [cid for cid, _ in lexical]], s.rrf_k, [s.dense_weight, s.lexical_weight]
         )
@@ -108,7 +131,7 @@ class Retriever:
         dense_sim = dict(dense)
         lexical_rank = {cid: r for r, (cid, _) in enumerate(lexical, 1)}
         pool = fused[: max(top_k * 3, top_k) if s.reranker else top_k]
-        chunks = self.index.catalog.chunks([cid for cid, _ in pool])
+        chunks = catalog.chunks([cid for cid, _ in pool])
         hits = [
             Hit(chunks[cid][0], chunks[cid][1], score, dense_rank.get(cid), lexical_rank.get(cid), dense_sim.get(cid))
             for cid, score in pool
@@ -119,7 +142,7 @@ class Retriever:
         hits = hits[:top_k]
         if s.keep_only_last and hits:
             hits = hits[-1:]
-        return self._with_evidence(hits, bm25.stats)
+        return self._with_evidence(hits, terms)
 
     def _with_evidence(self, hits: list[Hit], terms: TermStats) -> list[Hit]:
         """The hits with their sentence rows (and one neighbour each side), text and term stats.
@@ -142,37 +165,41 @@ class Retriever:
         return out
 
     def _dense_chunks(self, vector: Any, filters: Filters, allowed: set[str] | None) -> list[tuple[str, float]]:
-        """Chunks ranked by their best sentence's similarity (max-pooling over sentence hits)."""
-        hits = self.index.store.query(vector, self.settings.candidates * 3, where=self._where(filters))
+        """Chunks ranked by their best sentence's similarity (max-pooling over sentence hits).
+
+        A hit whose document version is not the committed one (a write in progress, or a
+        stale client) is left out.
+        """
+        hits = self.index.query_vectors(vector, self.settings.candidates * 3, where=self._where(filters, allowed))
+        committed = self.index.catalog.versions(h.doc_id for h in hits)
         best: dict[str, float] = {}
         for h in hits:  # hits come best first, so the first score seen for a chunk is its max
+            if committed.get(h.doc_id) != h.version or (allowed is not None and h.doc_id not in allowed):
+                continue
             for c in h.chunks:
                 cid = chunk_id(h.doc_id, c)
-                if cid not in best and (allowed is None or cid in allowed):
+                if cid not in best:
                     best[cid] = h.similarity
         return sorted(best.items(), key=lambda kv: -kv[1])[: self.settings.candidates]
 
-    def _allowed_ids(self, filters: Filters) -> set[str] | None:
-        """The chunk ids the filters allow (the catalog selects them), or None for no filter."""
+    def _allowed_docs(self, filters: Filters) -> set[str] | None:
+        """The ids of the documents the filters allow (SQL selects them), or None for no filter."""
         if filters.empty:
             return None
-        return self.index.catalog.chunk_ids_where(filters.sources, filters.date_from, filters.date_to)
+        return self.index.catalog.doc_ids_where(filters.sources, filters.date_from, filters.date_to)
 
     @staticmethod
-    def _where(filters: Filters) -> dict[str, Any] | None:
+    def _where(filters: Filters, allowed: set[str] | None = None) -> dict[str, Any] | None:
+        """Chroma's ``where`` for the filters: the allowed documents by id, and the date bounds."""
         clauses: list[dict[str, Any]] = []
-        exact = [s for s in filters.sources if not s.endswith("*")]
-        if filters.sources and len(exact) == len(filters.sources):
-            clauses.append({"source": {"$in": list(exact)}})
+        if filters.sources and allowed is not None:
+            clauses.append({"doc_id": {"$in": sorted(allowed)}})
         if filters.date_from:
             clauses.append({"date": {"$gte": date_number(filters.date_from)}})
         if filters.date_to:
             clauses.append({"date": {"$lte": date_number(filters.date_to)}})
         if filters.date_from or filters.date_to:
             clauses.append({"date": {"$gt": 0}})
-        if filters.sources and len(exact) != len(filters.sources):
-            # Prefix patterns cannot be expressed in Chroma's where; filter by doc ids instead.
-            return None
         if not clauses:
             return None
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
