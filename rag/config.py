@@ -23,8 +23,8 @@ class EmbeddingSettings(BaseModel):
     model: str = Field("", description="local path or cached hub id; empty = the packaged all-MiniLM-L6-v2")
     variant: Literal["fp32", "int8"] | None = Field(
         None,
-        description="int8: per-channel quantised (the default for a new index); fp32: sentence-transformers' "
-        "vectors exactly. None = the index's own variant. An index refuses questions in another variant.",
+        description="fp32 (the default for a new index): sentence-transformers' vectors; int8: quantised, faster. "
+        "None = the index's own variant. An index refuses questions in another variant.",
     )
     batch_size: int = Field(8, ge=1, le=4096, description="fp32: texts per forward pass at ingest (int8 encodes one at a time)")
     threads: int = Field(0, ge=0, le=256, description="ONNX Runtime threads; 0 = one per core")

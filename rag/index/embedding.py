@@ -10,9 +10,9 @@ so neither imports torch. Its ONNX file is exported from the weights once
 under ``embedding.cache_dir`` (default ``~/.cache/rag-cite/embeddings``), in a folder keyed by
 the weights' files; changed weights get a new export. ``scripts/setup.sh`` builds the default one.
 
-Variants: ``int8`` (the default: dynamic per-channel quantisation, 2.3x fp32's speed, retrieval
-on the SQuAD slice within 0.1 point of fp32) and ``fp32`` (vectors equal sentence-transformers'
-to 1e-5). An index records the variant it was built with, and questions must be embedded with
+Variants: ``fp32`` (the default: vectors equal sentence-transformers' to 1e-5) and ``int8``
+(dynamic per-channel quantisation of the feed-forward and attention-output weights: 1.2x fp32's
+ingest speed, 1.8x its question speed, SQuAD-slice metrics within 0.25 point). An index records the variant it was built with, and questions must be embedded with
 the same one.
 """
 
@@ -39,8 +39,10 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 VARIANTS = ("fp32", "int8")
-# int8 keeps the SQuAD slice's retrieval within 0.1 point of fp32 at 2.3x its speed (docs/measurements.md).
-DEFAULT_VARIANT = "int8"
+# int8 is 1.2x fp32's ingest speed and within 0.25 point of it on every SQuAD-slice metric, but it
+# moved a seed question's answer passage from rank 3 to 4 (tests/test_retrieve.py): fp32 stays the
+# default, int8 is a setting.
+DEFAULT_VARIANT = "fp32"
 EXPORT_FORMAT = 2  # bump when the exported graph changes: every cached export is rebuilt
 META_FILE = "embedding.json"
 # The files of a sentence-transformers model folder whose change means a new export.
