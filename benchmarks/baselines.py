@@ -98,10 +98,10 @@ class ThisProject:
         if self.embedding_cache is not None:
             from embed_cache import CachedEmbedder
 
-            from rag.index.embedding import OnnxEmbedder
+            from rag.index.embedding import DEFAULT_VARIANT, OnnxEmbedder
 
-            e = settings.embedding
-            embedder = CachedEmbedder(OnnxEmbedder(e.model, e.variant, e.batch_size, e.threads, e.cache_dir),
+            e = settings.embedding  # a new index: the set variant or the default
+            embedder = CachedEmbedder(OnnxEmbedder(e.model, e.variant or DEFAULT_VARIANT, e.batch_size, e.threads, e.cache_dir),
                                       self.embedding_cache, self.cache_mode)
         self.assistant = Assistant.open(settings=settings, create=True, embedder=embedder)
         model = self.assistant.index.embedder
