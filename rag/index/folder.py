@@ -320,7 +320,19 @@ class Index:
             if generation != self._store_generation and not self.write_lock_held():
                 self._refresh_store()
                 self._store_generation = generation
-            return self.store.query(vector, k, where)
+            try:
+                return self.store.query(vector, k, where)
+            except StoreError as e:
+                # A client that read the folder while another process wrote it can be left
+                # inconsistent ("Error finding id"); reopen it once, and answer this question from
+                # the catalog's own vectors if that does not help.
+                logger.warning("%s; reopening the vector store", e)
+                self._refresh_store()
+                self._store_generation = generation
+                try:
+                    return self.store.query(vector, k, where)
+                except StoreError:
+                    return CatalogVectors(self.catalog).query(vector, k, where)
 
     def write_lock_held(self) -> bool:
         """Whether this process is writing (its own writes are in its client already)."""
