@@ -259,3 +259,29 @@ def test_a_prefix_filter_applies_before_the_top_candidates(tmp_path: Path) -> No
     hits = a.retriever.retrieve(line, Filters(sources=("wanted/*",)))
     assert [h.source for h in hits] == ["wanted/far.txt"]
     assert a.retriever._where(Filters(sources=("wanted/*",)), {"x"}) == {"doc_id": {"$in": ["x"]}}
+
+
+def test_a_reader_whose_chroma_query_fails_reopens_then_answers_from_the_catalog(seed_copy: Path, embedder) -> None:
+    """A reader's embedded Chroma client can be left inconsistent by another process's write
+    ("Error finding id"): the question is still answered, from the catalog's own vectors."""
+    from rag.index.catalog_vectors import CatalogVectors
+
+    index = Index.open(make_settings(seed_copy), embedder=embedder)
+    vector = index.embed_query("What share of microelectronics came from China?")
+    want = [(h.id, round(h.similarity, 5)) for h in CatalogVectors(index.catalog).query(vector, 10)]
+    reopened = []
+
+    class Broken:
+        def query(self, *args, **kwargs):
+            raise StoreError("query failed on the embedded Chroma store: InternalError: Error finding id")
+
+        def close(self) -> None:
+            pass
+
+    def reopen() -> Broken:
+        reopened.append(1)
+        return Broken()
+
+    index.store, index._reopen_store = Broken(), reopen
+    got = [(h.id, round(h.similarity, 5)) for h in index.query_vectors(vector, 10)]
+    assert reopened == [1] and got == want and got
