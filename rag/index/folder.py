@@ -325,7 +325,10 @@ class Index:
             except StoreError as e:
                 # A client that read the folder while another process wrote it can be left
                 # inconsistent ("Error finding id"); reopen it once, and answer this question from
-                # the catalog's own vectors if that does not help.
+                # the catalog's own vectors if that does not help. Never close the client under
+                # this process's own writer: answer from the catalog then.
+                if self.write_lock_held():
+                    return CatalogVectors(self.catalog).query(vector, k, where)
                 logger.warning("%s; reopening the vector store", e)
                 self._refresh_store()
                 self._store_generation = generation
