@@ -23,22 +23,11 @@ from rag.ingest.readers import read_document
 from rag.retrieval.hybrid import Filters
 
 from .conftest import ROOT, make_settings
+from .stress_worker import TinyEmbedder  # the one tiny embedder of the index tests
 
 RAG = [sys.executable, "-m", "rag.cli"]
 
 
-class TinyEmbedder:
-    """A deterministic 16-dimensional bag-of-words embedder: no model, exact repeats."""
-
-    name = "tiny-test-embedder"
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), 16), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in text.lower().split():
-                out[i, sum(map(ord, word)) % 16] += 1.0
-            out[i] /= max(float(np.linalg.norm(out[i])), 1e-6)
-        return out
 
 
 def rag(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
