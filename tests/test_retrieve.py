@@ -86,10 +86,12 @@ def test_the_catalog_applies_filters_by_source_prefix_and_date(tmp_path, embedde
 def test_llamaindex_retriever_returns_nodes_with_exact_offsets(seed_assistant) -> None:  # noqa: ANN001
     from llama_index.core.retrievers import BaseRetriever
 
-    retriever = seed_assistant.as_llamaindex_retriever(top_k=3)
+    # top_k 5, the passages the answerer gets: the Cavoli passage ranks 3rd with fp32 vectors and
+    # 4th with int8 (fused scores 0.0315 and 0.0311, within a hair of the passages around it).
+    retriever = seed_assistant.as_llamaindex_retriever(top_k=5)
     assert isinstance(retriever, BaseRetriever)
     nodes = retriever.retrieve("Who commands U.S. European Command?")
-    assert len(nodes) == 3
+    assert len(nodes) == 5
     for n in nodes:
         text = seed_assistant.document_text(n.node.metadata["source"])
         assert text[n.node.start_char_idx : n.node.end_char_idx] == n.node.get_content()
