@@ -23,11 +23,11 @@ class EmbeddingSettings(BaseModel):
     model: str = Field("", description="local path or cached hub id; empty = the packaged all-MiniLM-L6-v2")
     variant: Literal["fp32", "int8"] | None = Field(
         None,
-        description="fp32 (the default for a new index): sentence-transformers' vectors; int8: quantised, faster. "
+        description="int8 (the default for a new index): quantised, 1.4x faster; fp32: sentence-transformers' vectors. "
         "None = the index's own variant. An index refuses questions in another variant.",
     )
     batch_size: int = Field(8, ge=1, le=4096, description="fp32: texts per forward pass at ingest (int8 encodes one at a time)")
-    threads: int = Field(0, ge=0, le=256, description="ONNX Runtime threads; 0 = one per core")
+    threads: int = Field(0, ge=0, le=256, description="forward passes run at once, one core each; 0 = one per core")
     cache_dir: Path | None = Field(None, description="where ONNX exports are cached; None = ~/.cache/rag-cite/embeddings")
 
 
@@ -48,6 +48,10 @@ class RetrievalSettings(BaseModel):
     dense_weight: float = Field(1.0, ge=0.0)
     lexical_weight: float = Field(1.0, ge=0.0)
     reranker: str | None = Field(None, description="CrossEncoder hub id or path; None = off")
+    exact_search_max_vectors: int = Field(
+        20_000, ge=0, description="a reader of an embedded index with at most this many sentence vectors (about half "
+        "as many chunks) searches the catalog's own vectors exactly instead of opening Chroma; 0 = always Chroma"
+    )
     keep_only_last: bool = Field(
         False, description="diagnostic: keep only the last-ranked passage (weakens answers on purpose)"
     )

@@ -11,6 +11,7 @@ whole version the test wrote: never half of two), and writes its counts and erro
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -50,9 +51,27 @@ class TinyEmbedder:
         return out
 
 
-def settings(index_dir: Path, corpus: Path | None = None) -> Settings:
+def settings(index_dir: Path, corpus: Path | None = None, exact_search: bool = False) -> Settings:
+    """``exact_search``: search the catalog's vectors (what a small index's reader does by
+    default); else Chroma, whatever the index's size."""
     return Settings(index_dir=index_dir, corpus_dir=corpus or index_dir, chroma_url=None,
-                    answer={"answerer": "extractive"})
+                    answer={"answerer": "extractive"},
+                    retrieval={"exact_search_max_vectors": 1 << 30 if exact_search else 0})
+
+
+class _StoreEvents(logging.Handler):
+    """Counts the reader's recoveries from a failed Chroma query (logged by rag.index.folder)."""
+
+    def __init__(self, counts: dict) -> None:
+        super().__init__(logging.WARNING)
+        self.counts = counts
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        for key, marker in (("store_reopened", "reopening the vector store"),
+                            ("answered_from_catalog", "answering from the catalog")):
+            if marker in message:
+                self.counts[key] += 1
 
 
 def writer(index_dir: Path, corpus: Path) -> None:
@@ -67,7 +86,10 @@ def writer(index_dir: Path, corpus: Path) -> None:
 
 def reader(index_dir: Path, registry: Path, out: Path, seconds: float, seed: int) -> None:
     rng = random.Random(seed)
-    counts = {"queries": 0, "reopens": 0, "citations": 0, "errors": []}
+    counts = {"queries": 0, "reopens": 0, "citations": 0, "store_reopened": 0, "answered_from_catalog": 0,
+              "errors": []}
+    logging.getLogger("rag.index.folder").addHandler(_StoreEvents(counts))
+    exact_search = seed >= 2  # readers 0 and 1 search Chroma, 2 and 3 the catalog's vectors
     versions: dict[str, list[str]] = {}
 
     def known(source: str, text: str) -> bool:
@@ -93,7 +115,7 @@ def reader(index_dir: Path, registry: Path, out: Path, seconds: float, seed: int
             if assistant is None or (seed % 2 == 0 and rng.random() < 0.1):  # half short-lived, like `rag ask`
                 if assistant is not None:
                     assistant.index.close()
-                assistant = Assistant.open(settings=settings(index_dir), embedder=TinyEmbedder())
+                assistant = Assistant.open(settings=settings(index_dir, exact_search=exact_search), embedder=TinyEmbedder())
                 counts["reopens"] += 1
             question = rng.choice(QUESTIONS)
             with assistant.index.catalog.snapshot():

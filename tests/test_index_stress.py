@@ -4,7 +4,8 @@ Each round the test changes the corpus (rewrites, deletes and restores files), t
 writer processes to ``ingest --prune`` it at once (the writer lock serialises them) and, in
 some rounds, SIGKILLs one of them after a random delay, mid-write or not, and starts a new
 one. Four reader processes (tests/stress_worker.py; two long-lived like ``rag serve``, two
-reopening often like ``rag ask``) ask questions all along and check every answer. At the end
+reopening often like ``rag ask``; one of each searching Chroma, the other two the catalog's
+vectors) ask questions all along and check every answer. At the end
 one more ingest runs, and the index must equal a clean ingest of the final files: documents,
 versions, chunk and sentence ids, vectors and the lexical index. Readers must report no error,
 no half-updated document and no citation that fails to verify.
@@ -31,7 +32,7 @@ from rag.index.folder import Index
 
 from .conftest import ROOT, make_settings
 from .stress_worker import TinyEmbedder
-from .test_reliability_crash import index_state
+from .test_reliability_crash import chroma_reader, index_state
 
 WORKER = ROOT / "tests" / "stress_worker.py"
 NAMES = [f"town{i}.txt" for i in range(6)]
@@ -149,12 +150,14 @@ def test_two_writers_four_readers_and_random_kills(tmp_path: Path) -> None:
     final.index.close()
     clean = Assistant.open(settings=make_settings(tmp_path / "clean", corpus_dir=corpus), create=True, embedder=TinyEmbedder())
     clean.ingest([corpus])
-    got = index_state(Index.open(make_settings(index_dir), embedder=TinyEmbedder()))
+    got = index_state(Index.open(chroma_reader(index_dir), embedder=TinyEmbedder()))  # Chroma itself
     want = index_state(clean.index)
     counts = [json.loads(out.read_text()) for out in outs]
     errors = [e for c in counts for e in c["errors"]]
     summary = {"rounds": rounds, "kills": kills, "reader_queries": sum(c["queries"] for c in counts),
                "citations_checked": sum(c["citations"] for c in counts), "reader_reopens": sum(c["reopens"] for c in counts),
+               "chroma_reopened_after_error": sum(c["store_reopened"] for c in counts),
+               "answered_from_catalog_after_error": sum(c["answered_from_catalog"] for c in counts),
                "errors": len(errors), "seconds": round(duration, 1)}
     print("\nstress:", json.dumps(summary))
     assert errors == [], errors[:5]

@@ -98,6 +98,9 @@ class CatalogStore(Protocol):
     def lexical_search(self, tokens: list[str], k: int, doc_ids: set[str] | None = None) -> list[tuple[str, float]]: ...
     def term_stats(self, tokens: Iterable[str] = ()) -> TermStats: ...
     def vector_entries(self, doc_id: str) -> list[VectorEntry]: ...
+    def all_sentence_vectors(self) -> tuple[list[tuple[str, str, str | None, str]], list[tuple[str, int, bytes]],
+                                            list[tuple[str, int, int]]]: ...
+    def sentence_count(self) -> int: ...
     def mark_pending(self, doc_ids: list[str]) -> None: ...
     def pending(self) -> list[str]: ...
     def clear_pending(self, doc_ids: list[str]) -> None: ...
@@ -442,6 +445,21 @@ class Catalog:
                         members[s.idx], version)
             for s in sentences
         ]
+
+    def all_sentence_vectors(self) -> tuple[list[tuple[str, str, str | None, str]], list[tuple[str, int, bytes]],
+                                            list[tuple[str, int, int]]]:
+        """Everything exact search needs, from one snapshot: the documents (id, source, date,
+        version), every sentence (doc_id, idx, float16 vector bytes) and every chunk (doc_id,
+        first_sentence, n_sentences), each ordered by document and position."""
+        with self.snapshot():
+            docs = self._read("SELECT id, source, date, version FROM documents ORDER BY id")
+            sentences = self._read("SELECT doc_id, idx, vector FROM sentences ORDER BY doc_id, idx")
+            chunks = self._read("SELECT doc_id, first_sentence, n_sentences FROM chunks ORDER BY doc_id, idx")
+        return docs, sentences, chunks
+
+    def sentence_count(self) -> int:
+        (n,), = self._read("SELECT COUNT(*) FROM sentences")
+        return int(n)
 
     # -- writes -----------------------------------------------------------------------------
     def mark_pending(self, doc_ids: list[str]) -> None:

@@ -1,64 +1,107 @@
-"""A vector store read from the catalog's own sentence vectors: for readers where Chroma cannot open.
+"""Exact search over the catalog's own sentence vectors: a reader's vector store without Chroma.
 
-Embedded Chroma writes its SQLite file even to answer a query, so on a folder a reader may not
-write (a read-only mount, another user's index) it cannot open at all. The catalog stores every
-sentence vector (float16) anyway; this store loads them once per catalog generation and searches
-them exactly (cosine, one matrix product), with the same ``where`` clauses the retriever gives
-Chroma. Read-only; fine at the sizes such a reader meets (about 1.5 MB of vectors per 1,000
-sentences in memory).
+The catalog stores every sentence vector (float16) in the same SQLite transaction as the
+chunks, so this store always sees exactly the committed version a question reads: nothing to
+reopen, no stale client. A reader uses it
+
+- for a small index (``retrieval.exact_search_max_vectors``, default 20,000 sentence vectors,
+  about 10,000 chunks): one matrix product is exact where HNSW is approximate, costs well under
+  a millisecond at that size, and a ``rag ask`` process then never imports chromadb (0.4 s of
+  its start-up) or opens a client;
+- on a folder it may not write (a read-only mount, another user's index), where embedded
+  Chroma cannot open at all (it writes its SQLite file even to answer a query);
+- for one question, when its Chroma client fails (``Index.query_vectors``).
+
+The vectors are loaded once per catalog generation, in one read of three tables (about 1.5 MB
+per 1,000 sentences in memory, as float32). ``where`` takes the clauses the retriever gives
+Chroma, evaluated once per document. Read-only.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from rag.domain import VectorEntry, date_number
+from rag.domain import VectorEntry, date_number, sentence_id
 from rag.index.catalog import Catalog
 from rag.index.vectors import VectorHit
 
 
+@dataclass
+class _Doc:
+    doc_id: str
+    source: str
+    date: str | None
+    version: str
+    chunks: tuple[tuple[int, int], ...]  # (first_sentence, n_sentences), in chunk order
+
+    @cached_property
+    def _members(self) -> dict[int, tuple[int, ...]]:
+        out: dict[int, list[int]] = {}
+        for i, (first, n) in enumerate(self.chunks):
+            for s in range(first, first + n):
+                out.setdefault(s, []).append(i)
+        return {s: tuple(c) for s, c in out.items()}
+
+    def chunks_holding(self, sentence: int) -> tuple[int, ...]:
+        return self._members.get(sentence, ())
+
+
+@dataclass(frozen=True)
+class _Table:
+    generation: int
+    docs: list[_Doc]
+    doc_of_row: np.ndarray  # the row's index in ``docs``
+    sentence_of_row: np.ndarray
+    matrix: np.ndarray  # rows L2-normalised, float32
+
+
 class CatalogVectors:
-    """``VectorStore`` over ``Catalog.vector_entries`` (queries only)."""
+    """``VectorStore`` over the catalog's sentence vectors (queries only; exact cosine)."""
 
     def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
         self._lock = threading.Lock()
-        self._loaded: tuple[int, list[VectorEntry], np.ndarray] | None = None
+        self._table: _Table | None = None
 
-    def _entries(self) -> tuple[list[VectorEntry], np.ndarray]:
+    def _load(self) -> _Table:
         generation = self._catalog.generation
         with self._lock:
-            if self._loaded is None or self._loaded[0] != generation:
+            if self._table is None or self._table.generation != generation:
                 with self._catalog.snapshot():
                     generation = self._catalog.generation
-                    entries = [e for d in self._catalog.documents() for e in self._catalog.vector_entries(d.id)]
-                matrix = np.stack([e.vector for e in entries]).astype(np.float32) if entries else np.zeros((0, 1), np.float32)
-                norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-                self._loaded = (generation, entries, matrix / np.maximum(norms, 1e-12))
-            return self._loaded[1], self._loaded[2]
+                    doc_rows, sentence_rows, chunk_rows = self._catalog.all_sentence_vectors()
+                self._table = _build(generation, doc_rows, sentence_rows, chunk_rows)
+            return self._table
 
     def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[VectorHit]:
-        entries, matrix = self._entries()
-        if not entries:
+        table = self._load()
+        if not len(table.doc_of_row) or k < 1:
             return []
         q = np.asarray(vector, dtype=np.float32)
-        q = q / max(float(np.linalg.norm(q)), 1e-12)
-        sims = matrix @ q
-        order = np.argsort(-sims, kind="stable")
+        sims = table.matrix @ (q / max(float(np.linalg.norm(q)), 1e-12))
+        if where is not None:
+            allowed = np.array([_matches(where, d) for d in table.docs], dtype=bool)
+            sims = np.where(allowed[table.doc_of_row], sims, -np.inf)
+        k = min(k, len(sims))
+        top = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else np.arange(len(sims))
+        top = top[np.lexsort((top, -sims[top]))]  # best first; ties in stored order
         out: list[VectorHit] = []
-        for i in order:
-            e = entries[int(i)]
-            if where is None or _matches(where, e):
-                out.append(VectorHit(e.id, float(sims[i]), e.doc_id, e.chunks, e.version))
-                if len(out) >= k:
-                    break
+        for row in top:
+            if not np.isfinite(sims[row]):
+                break
+            doc = table.docs[int(table.doc_of_row[row])]
+            s = int(table.sentence_of_row[row])
+            out.append(VectorHit(sentence_id(doc.doc_id, s), float(sims[row]), doc.doc_id, doc.chunks_holding(s),
+                                 doc.version))
         return out
 
     def count(self) -> int:
-        return len(self._entries()[0])
+        return len(self._load().doc_of_row)
 
     def upsert(self, entries: list[VectorEntry]) -> None:
         raise NotImplementedError("the catalog's vectors are read-only here")
@@ -67,14 +110,35 @@ class CatalogVectors:
         raise NotImplementedError("the catalog's vectors are read-only here")
 
     def ids_for_document(self, doc_id: str) -> list[str]:
-        return [e.id for e in self._entries()[0] if e.doc_id == doc_id]
+        table = self._load()
+        at = next((i for i, d in enumerate(table.docs) if d.doc_id == doc_id), None)
+        if at is None:
+            return []
+        return [sentence_id(doc_id, int(s)) for s in table.sentence_of_row[table.doc_of_row == at]]
 
 
-def _matches(where: dict[str, Any], e: VectorEntry) -> bool:
-    """The subset of Chroma's ``where`` the retriever uses: ``$and``, ``$in``, ``$gt``, ``$gte``, ``$lte``."""
+def _build(generation: int, doc_rows: list[tuple[str, str, str | None, str]], sentence_rows: list[tuple[str, int, bytes]],
+           chunk_rows: list[tuple[str, int, int]]) -> _Table:
+    layout: dict[str, list[tuple[int, int]]] = {}
+    for doc_id, first, n in chunk_rows:
+        layout.setdefault(doc_id, []).append((first, n))
+    docs = [_Doc(i, source, date, version, tuple(layout.get(i, ()))) for i, source, date, version in doc_rows]
+    position = {d.doc_id: n for n, d in enumerate(docs)}
+    rows = [(position[doc_id], idx, blob) for doc_id, idx, blob in sentence_rows if doc_id in position]
+    if not rows:
+        empty = np.zeros(0, dtype=np.int64)
+        return _Table(generation, docs, empty, empty, np.zeros((0, 1), np.float32))
+    matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float16).reshape(len(rows), -1).astype(np.float32)
+    matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    return _Table(generation, docs, np.array([r[0] for r in rows], dtype=np.int64),
+                  np.array([r[1] for r in rows], dtype=np.int64), matrix)
+
+
+def _matches(where: dict[str, Any], d: _Doc) -> bool:
+    """The subset of Chroma's ``where`` the retriever uses: ``$and``, ``$in``, ``$eq``, ``$gt``, ``$gte``, ``$lte``."""
     if "$and" in where:
-        return all(_matches(w, e) for w in where["$and"])
-    values = {"doc_id": e.doc_id, "source": e.source, "date": date_number(e.date)}
+        return all(_matches(w, d) for w in where["$and"])
+    values = {"doc_id": d.doc_id, "source": d.source, "date": date_number(d.date)}
     for key, cond in where.items():
         value = values[key]
         for op, arg in cond.items():

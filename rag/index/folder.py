@@ -12,9 +12,10 @@ One writer, many readers, across processes:
   snapshot. Embedded Chroma is not a shared-memory store: a process's client keeps its HNSW
   graph in memory and does not see another process's writes, so a reader reopens its client
   when the catalog's generation moves, and the retriever keeps a vector hit only when its
-  document version equals the committed one (``rag.retrieval.hybrid``). A reader of a folder
-  it may not write to (where Chroma cannot even open) searches the catalog's own sentence
-  vectors instead (``rag.index.catalog_vectors``).
+  document version equals the committed one (``rag.retrieval.hybrid``). A reader of a small
+  embedded index (up to ``retrieval.exact_search_max_vectors`` sentence vectors), or of a
+  folder it may not write to (where Chroma cannot even open), searches the catalog's own
+  sentence vectors exactly instead, in the question's own snapshot (``rag.index.catalog_vectors``).
 """
 
 from __future__ import annotations
@@ -89,13 +90,16 @@ def _make_embedder(settings: Settings, catalog: Catalog) -> OnnxEmbedder:
 
 
 def _reader_store(settings: Settings, catalog: Catalog) -> tuple[VectorStore, Any]:
-    """A reader's vector store and how to reopen it: Chroma, or the catalog's own vectors
-    where embedded Chroma cannot open (a folder this process may not write)."""
+    """A reader's vector store and how to reopen it: the catalog's own vectors for a small
+    embedded index (``retrieval.exact_search_max_vectors``) or where embedded Chroma cannot open
+    (a folder this process may not write), else Chroma."""
     name = catalog.get_meta("collection")
     if name is None:
         return CatalogVectors(catalog), None
     if settings.chroma_url:
         return ChromaStore(settings.index_dir, settings.chroma_url, name), None
+    if catalog.sentence_count() <= settings.retrieval.exact_search_max_vectors:
+        return CatalogVectors(catalog), None
     if not os.access(settings.index_dir / "chroma", os.W_OK) or not _can_write_chroma(settings.index_dir):
         logger.info("index folder %s is read-only: searching the catalog's vectors", settings.index_dir)
         return CatalogVectors(catalog), None
@@ -334,7 +338,8 @@ class Index:
                 self._store_generation = generation
                 try:
                     return self.store.query(vector, k, where)
-                except StoreError:
+                except StoreError as again:
+                    logger.warning("%s; answering from the catalog's vectors", again)
                     return CatalogVectors(self.catalog).query(vector, k, where)
 
     def write_lock_held(self) -> bool:
