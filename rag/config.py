@@ -72,7 +72,7 @@ class AnswerSettings(BaseModel):
     reader_model: str = Field("", description="folder of a reader model (model.onnx, tokenizer.json, reader.json); empty = the shipped one")
     reader_passages: int = Field(5, ge=1, le=50, description="top passages the reader reads")
     reader_spans: int = Field(5, ge=1, le=50, description="answer spans kept per passage")
-    reader_threads: int = Field(0, ge=0, le=64, description="ONNX Runtime threads; 0 = one per core")
+    reader_threads: int = Field(0, ge=0, le=64, description="windows read at once, one core each; 0 = one per core")
     reader_refusal_threshold: float | None = Field(
         None, description="reader confidence below which to refuse (0..1); None = the calibrated default"
     )

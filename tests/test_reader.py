@@ -274,3 +274,17 @@ def test_a_question_longer_than_the_window_is_still_read(tiny_model: Path) -> No
     question = "When was the river bridged " + "and why " * 80 + "?"
     out = reader.read(question, ["The river Ulva3 was bridged in 1813 by the engineer Mara Holt1."])
     assert out[0] and all(s.text for s in out[0])
+
+
+def test_a_passage_reads_the_same_alone_and_among_others() -> None:
+    """The shipped int8 model scales activations per forward pass: batched, a passage's spans
+    moved with its batch-mates. Each window now has its own pass."""
+    reader = SpanReader()
+    question = "What share of microelectronics came from China?"
+    target = "In 2023, 90% of Russia's microelectronics imports came from China, a second official said."
+    others = ["Nothing here " * 60 + "but a long passage read in several windows.",
+              "China is helping Russia improve its satellites and other space capabilities."]
+    alone = reader.read(question, [target])[0]
+    among = reader.read(question, [others[0], target, others[1]])[1]
+    assert alone and [(s.start, s.end, s.margin, s.has_answer) for s in alone] == [
+        (s.start, s.end, s.margin, s.has_answer) for s in among]

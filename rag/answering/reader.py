@@ -1,9 +1,10 @@
 """The span reader: an extractive QA model run on ONNX Runtime (no torch on the query path).
 
 ``SpanReader.read(question, passages)`` tokenises the question against each passage (a passage
-longer than the model's window is read in overlapping windows), runs one batched forward pass,
-and returns, per passage, its best few answer spans with character offsets into that passage,
-the span score minus the passage's no-answer score, and the has-answer probability.
+longer than the model's window is read in overlapping windows), runs one forward pass per window
+(so a passage's spans never depend on the passages read with it), and returns, per passage, its
+best few answer spans with character offsets into that passage, the span score minus the
+passage's no-answer score, and the has-answer probability.
 
 The model is MiniLM-L6 (the shipped all-MiniLM-L6-v2 weights) fine-tuned on SQuAD 1.1 with
 "the passage does not say" negatives (``training/train_reader.py``); its int8 ONNX export, the
@@ -16,10 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -73,6 +77,7 @@ class SpanReader:
         self.max_answer_tokens = max_answer_tokens
         self._lock = threading.Lock()
         self._session = None
+        self._pool: ThreadPoolExecutor | None = None
         self._tokenizer = None
         self._plain = None
         self.max_len = 0
@@ -96,8 +101,7 @@ class SpanReader:
                     f"outputs {meta.get('outputs')}; this code expects format {FORMAT}, {list(INPUTS)}, {list(OUTPUTS)}"
                 )
             opts = ort.SessionOptions()
-            if self.threads:
-                opts.intra_op_num_threads = self.threads
+            opts.intra_op_num_threads = 1  # one core per window; ``threads`` windows at once
             opts.inter_op_num_threads = 1
             try:
                 session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
@@ -112,6 +116,8 @@ class SpanReader:
             self.max_len = int(meta["max_len"])
             tokenizer.enable_truncation(self.max_len, stride=self.max_len // 3, strategy="only_second")
             tokenizer.no_padding()
+            n = self.threads or os.cpu_count() or 1
+            self._pool = ThreadPoolExecutor(n, thread_name_prefix="reader") if n > 1 else None
             self._tokenizer, self._session = tokenizer, session
 
     def read(self, question: str, passages: list[str], top_n: int = 5) -> list[list[Span]]:
@@ -126,24 +132,33 @@ class SpanReader:
             enc = self._tokenizer.encode(question, passage)
             for w in [enc, *enc.overflowing]:
                 windows.append((i, w))
-        n = max(len(w.ids) for _, w in windows)
-        batch = {name: np.zeros((len(windows), n), dtype=np.int64) for name in INPUTS}
-        for row, (_, w) in enumerate(windows):
-            k = len(w.ids)
-            batch["input_ids"][row, :k] = w.ids
-            batch["attention_mask"][row, :k] = w.attention_mask
-            batch["token_type_ids"][row, :k] = w.type_ids
-            batch["context_mask"][row, :k] = [1 if s == 1 else 0 for s in w.sequence_ids]
-        start, end, has = self._session.run(list(OUTPUTS), batch)
+        results = self._run_each(windows)
         out: list[list[Span]] = [[] for _ in passages]
-        for row, (i, w) in enumerate(windows):
-            out[i].extend(self._spans(i, passages[i], w, start[row], end[row], float(has[row]), top_n))
+        for (i, w), (start, end, has) in zip(windows, results):
+            out[i].extend(self._spans(i, passages[i], w, start, end, has, top_n))
         for spans in out:
             spans.sort(key=lambda s: -s.margin)
             # Overlapping windows propose the same span twice: keep the better.
             seen: set[tuple[int, int]] = set()
             spans[:] = [s for s in spans if (s.start, s.end) not in seen and not seen.add((s.start, s.end))][:top_n]
         return out
+
+    def _run_each(self, windows: list[tuple[int, Any]]) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        """One forward pass per window, unpadded, side by side on the pool: the int8 model scales
+        its activations per pass, so batched, a passage's scores would depend on the passages
+        read with it (and on padding); alone, the same window always scores the same."""
+        def run(window: tuple[int, Any]) -> tuple[np.ndarray, np.ndarray, float]:
+            w = window[1]
+            feed = {"input_ids": np.array([w.ids], dtype=np.int64),
+                    "attention_mask": np.array([w.attention_mask], dtype=np.int64),
+                    "token_type_ids": np.array([w.type_ids], dtype=np.int64),
+                    "context_mask": np.array([[1 if s == 1 else 0 for s in w.sequence_ids]], dtype=np.int64)}
+            start, end, has = self._session.run(list(OUTPUTS), feed)
+            return start[0], end[0], float(np.ravel(has)[0])
+
+        if self._pool is None or len(windows) < 2:
+            return [run(w) for w in windows]
+        return list(self._pool.map(run, windows))
 
     def _clip(self, question: str) -> str:
         """The question cut to half the window, so that every window still holds some passage."""
