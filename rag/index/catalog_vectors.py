@@ -83,7 +83,9 @@ class CatalogVectors:
         if not len(table.doc_of_row) or k < 1:
             return []
         q = np.asarray(vector, dtype=np.float32)
-        sims = table.matrix @ (q / max(float(np.linalg.norm(q)), 1e-12))
+        # einsum, not ``@``: the product is small, and BLAS's worker threads, once woken, spin
+        # for a while and slowed the reader's passes after it (ask p50 on the slice +45%).
+        sims = np.einsum("ij,j->i", table.matrix, q / max(float(np.linalg.norm(q)), 1e-12))
         if where is not None:
             allowed = np.array([_matches(where, d) for d in table.docs], dtype=bool)
             sims = np.where(allowed[table.doc_of_row], sims, -np.inf)
