@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
@@ -38,7 +39,7 @@ from rag.domain import Chunk, Document, DocumentInfo, SentenceRow, TermStats, Ve
 from rag.errors import StoreError
 from rag.errors import disk_hint as _disk_hint
 from rag.index.faults import failpoint
-from rag.index.lexical import bm25_rank, fts_token, stored_tokens
+from rag.index.lexical import bm25_rank_arrays, fts_token, stored_tokens
 
 CATALOG_FILE = "catalog.sqlite3"
 SCHEMA_VERSION = "2"
@@ -73,6 +74,18 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunk_vocab USING fts5vocab(chunk_terms, 'row
 """
 
 _DOC_COLUMNS = "id, source, title, date, kind, sha256, n_chunks, n_chars"
+
+
+@dataclass(frozen=True)
+class _LexicalTable:
+    """The chunks' BM25 lengths by rowid for one generation (0: no chunk at that rowid)."""
+
+    generation: int
+    n: int
+    total: int  # the sum of the lengths
+    lengths: np.ndarray
+    doc_of_row: np.ndarray  # a code from ``doc_codes``, -1: no chunk
+    doc_codes: dict[str, int]
 
 
 class CatalogStore(Protocol):
@@ -125,6 +138,7 @@ class Catalog:
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._term_cache: tuple[int, dict[str, int]] = (-1, {})
+        self._lexical_cache: _LexicalTable | None = None
         if readonly:
             self._check_schema()
         else:
@@ -355,39 +369,46 @@ class Catalog:
         if not tokens or k < 1:
             return []
         with self.snapshot():
-            n, total = self._lexical_size()
-            if not n:
+            table = self._lexical_table()
+            if not table.n:
                 return []
             terms = sorted(set(tokens))
             df = self._document_frequencies(terms)
-            postings: dict[str, list[tuple[int, int]]] = {}
+            postings: dict[str, np.ndarray] = {}
             for term in terms:
                 if df.get(term):
-                    postings[term] = self._read(
+                    rows = self._read(
                         "SELECT doc, count(*) FROM chunk_occurrences WHERE term = ? GROUP BY doc", (fts_token(term),)
                     )
-            rowids = sorted({row for rows in postings.values() for row, _ in rows})
-            meta = self._chunk_rows(rowids, doc_ids)
-            lengths = {row: length for row, (_, length) in meta.items()}
-            ranked = bm25_rank(tokens, postings, df, lengths, n, total / n, k)
-        return [(meta[row][0], score) for row, score in ranked]
+                    postings[term] = np.array(rows, dtype=np.int64).reshape(-1, 2)
+            lengths = table.lengths
+            if doc_ids is not None:
+                allowed = np.array([c for d, c in table.doc_codes.items() if d in doc_ids], dtype=np.int32)
+                lengths = np.where(np.isin(table.doc_of_row, allowed), lengths, 0)
+            ranked = bm25_rank_arrays(tokens, postings, df, lengths, table.n, table.total / table.n, k)
+            ids = dict(self._read(
+                f"SELECT rowid, id FROM chunks WHERE rowid IN ({','.join('?' * len(ranked))})", [r for r, _ in ranked]
+            )) if ranked else {}
+        return [(ids[row], score) for row, score in ranked]
 
-    def _lexical_size(self) -> tuple[int, int]:
-        (n, total), = self._read("SELECT count(*), coalesce(sum(max(n_tokens, 1)), 0) FROM chunks")
-        return int(n), int(total)
-
-    def _chunk_rows(self, rowids: list[int], doc_ids: set[str] | None) -> dict[int, tuple[str, int]]:
-        """Chunk id and token count by rowid, for the chunks of ``doc_ids`` (None: all)."""
-        out: dict[int, tuple[str, int]] = {}
-        for i in range(0, len(rowids), 900):
-            part = rowids[i : i + 900]
-            rows = self._read(
-                f"SELECT rowid, id, doc_id, n_tokens FROM chunks WHERE rowid IN ({','.join('?' * len(part))})", part
-            )
-            for rowid, cid, doc_id, n_tokens in rows:
-                if doc_ids is None or doc_id in doc_ids:
-                    out[rowid] = (cid, max(n_tokens, 1))
-        return out
+    def _lexical_table(self) -> _LexicalTable:
+        """Every chunk's token count and document by rowid, read once per generation (one scan
+        of the chunks table: 26 ms at 100k chunks, which every question used to pay twice)."""
+        generation = self.generation
+        cached = self._lexical_cache
+        if cached is not None and cached.generation == generation:
+            return cached
+        rows = self._read("SELECT rowid, doc_id, n_tokens FROM chunks")
+        size = max((r[0] for r in rows), default=0) + 1
+        lengths = np.zeros(size, dtype=np.int64)
+        doc_of_row = np.full(size, -1, dtype=np.int32)
+        codes: dict[str, int] = {}
+        for rowid, doc_id, n_tokens in rows:
+            lengths[rowid] = max(n_tokens, 1)
+            doc_of_row[rowid] = codes.setdefault(doc_id, len(codes))
+        table = _LexicalTable(generation, len(rows), int(lengths.sum()), lengths, doc_of_row, codes)
+        self._lexical_cache = table
+        return table
 
     def _document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -404,7 +425,7 @@ class Catalog:
         """
         with self.snapshot():
             generation = self.generation
-            n = self._lexical_size()[0]
+            n = self._lexical_table().n
             known = self._document_frequencies(tokens)
         return TermStats(_LazyFrequencies(self, generation, known), n)
 

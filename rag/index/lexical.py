@@ -17,6 +17,8 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 from rag.text.tokens import tokenize
 
 K1 = 1.5
@@ -54,6 +56,7 @@ def bm25_rank(
 
     ``postings[term]`` lists ``(row, term frequency)``; rows missing from ``lengths`` are left
     out (that is how a filter applies). ``query`` may repeat a term: it then counts twice.
+    The reference for ``bm25_rank_arrays``, which the catalog uses.
     """
     scores: dict[int, float] = {}
     for term in query:
@@ -69,3 +72,36 @@ def bm25_rank(
             scores[row] = scores.get(row, 0.0) + idf * tf / (tf + norm)
     best = heapq.nsmallest(k, scores.items(), key=lambda kv: (-kv[1], kv[0]))
     return [(row, score) for row, score in best if score > 0]
+
+
+def bm25_rank_arrays(
+    query: Sequence[str],
+    postings: Mapping[str, np.ndarray],
+    df: Mapping[str, int],
+    lengths: np.ndarray,
+    n: int,
+    avg_length: float,
+    k: int,
+) -> list[tuple[int, float]]:
+    """``bm25_rank`` on arrays, the same scores to the last bit: ``postings[term]`` is an
+    ``(m, 2)`` array of (row, term frequency), ``lengths[row]`` a row's token count, 0 for a row
+    left out. At 100k chunks a common term has tens of thousands of postings, which a Python loop
+    over dictionaries scored in ~12 ms a question."""
+    scores = np.zeros(len(lengths), dtype=np.float64)
+    for term in query:
+        rows = postings.get(term)
+        if rows is None or not len(rows):
+            continue
+        idf = math.log(1.0 + (n - df[term] + 0.5) / (df[term] + 0.5))
+        row, tf = rows[:, 0], rows[:, 1].astype(np.float64)
+        length = lengths[row]
+        keep = length > 0
+        row, tf, length = row[keep], tf[keep], length[keep].astype(np.float64)
+        norm = K1 * (1.0 - B + B * length / avg_length)
+        scores[row] += idf * tf / (tf + norm)  # a term's postings name each row once
+    hit = np.flatnonzero(scores > 0)
+    if len(hit) > k:
+        cut = np.partition(-scores[hit], k - 1)[k - 1]
+        hit = hit[-scores[hit] <= cut]
+    order = np.lexsort((hit, -scores[hit]))[:k]
+    return [(int(hit[i]), float(scores[hit[i]])) for i in order]
