@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from rag.answering.reader import model_sha256 as sha256
+from rag.domain import file_sha256 as sha256
 
 
 def curve_table(rows: list[dict]) -> list[str]:

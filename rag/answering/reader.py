@@ -14,7 +14,6 @@ outputs; loading checks them, and the card's SHA-256 against the file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -52,14 +51,6 @@ class Span:
     score: float  # start + end logit
     margin: float  # score minus the no-answer score of the window it came from
     has_answer: float  # the window's has-answer probability
-
-
-def model_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def card_sha256(card: Path) -> str | None:

@@ -18,7 +18,6 @@ embedder runs it in a child process::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.domain import file_sha256
 from rag.index.embedding import EXPORT_FORMAT, META_FILE, VARIANTS, default_cache_dir, export_dir, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -43,14 +43,6 @@ CHECK_TEXTS = [
 ]
 # Cosine to sentence-transformers' own vectors below which an export is rejected.
 MIN_COSINE = {"fp32": 0.99999, "int8": 0.95}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def export(source: Path, variant: str, out: Path) -> dict[str, object]:
@@ -101,7 +93,7 @@ def export(source: Path, variant: str, out: Path) -> dict[str, object]:
         meta: dict[str, object] = {
             "format": EXPORT_FORMAT, "variant": variant, "source": str(source),
             "max_seq_length": int(model.max_seq_length), "dimension": int(_dimension(model)),
-            "inputs": inputs, "output": "sentence_embedding", "model_sha256": _sha256(final),
+            "inputs": inputs, "output": "sentence_embedding", "model_sha256": file_sha256(final),
         }
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         meta["min_cosine_to_sentence_transformers"] = round(_check(model, tmp, variant), 6)
