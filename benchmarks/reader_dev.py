@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "training"))
 from rag.answering.span_answerer import Choice, ReaderAnswerer, choose, confidence  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
 from rag.config import Settings  # noqa: E402
+from rag.domain import EMPTY_STATS  # noqa: E402
 from rag.evals.gold import load_gold  # noqa: E402
 from rag.evals.metrics import f1_score  # noqa: E402
 from rag.evals.squad import convert_squad  # noqa: E402
@@ -89,6 +90,8 @@ def collect(args: argparse.Namespace) -> None:
         hits = assistant.retriever.retrieve(q, None, None, qvec)
         props = answerer.propose(q, hits)
         times.append((time.perf_counter() - t) * 1000)
+        # A hit's term statistics read the catalog lazily (unpicklable, and not needed to replay).
+        props = [replace(p, hit=replace(p.hit, terms=EMPTY_STATS)) for p in props]
         rows.append({"id": item.id, "question": q, "answers": item.answers, "unanswerable": item.unanswerable,
                      "required": requirement(q), "proposals": props,
                      "ranks": {h.chunk.id: i for i, h in enumerate(hits)}})
