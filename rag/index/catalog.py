@@ -459,8 +459,7 @@ class Catalog:
             version = self.versions([doc_id]).get(doc_id, "")
             sentences = self.sentences(doc_id, 0, 1 << 30)
             rows = self._read("SELECT idx, first_sentence, n_sentences FROM chunks WHERE doc_id = ?", (doc_id,))
-        spans = [(s.start, s.end) for s in sentences]
-        members = sentence_chunks(spans, [(first, n) for _, first, n in sorted(rows)])
+        members = sentence_chunks(len(sentences), [(first, n) for _, first, n in sorted(rows)])
         return [
             VectorEntry(sentence_id(doc_id, s.idx), s.vector, doc_id, info.source, s.start, s.end, info.date,
                         members[s.idx], version)
@@ -560,9 +559,9 @@ class Catalog:
         conn.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'generation'")
 
 
-def sentence_chunks(sentences: list[tuple[int, int]], chunks: list[tuple[int, int]]) -> list[tuple[int, ...]]:
-    """For each sentence index, the indices of the chunks (first_sentence, n_sentences) holding it."""
-    members: list[list[int]] = [[] for _ in sentences]
+def sentence_chunks(n_sentences: int, chunks: Sequence[tuple[int, int]]) -> list[tuple[int, ...]]:
+    """For each of a document's sentences, the indices of its chunks (first_sentence, n_sentences) holding it."""
+    members: list[list[int]] = [[] for _ in range(n_sentences)]
     for chunk_index, (first, n) in enumerate(chunks):
         for i in range(first, first + n):
             members[i].append(chunk_index)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from rag.domain import VectorEntry, date_number, sentence_id
-from rag.index.catalog import Catalog
+from rag.index.catalog import Catalog, sentence_chunks
 from rag.index.vectors import VectorHit
 
 
@@ -40,15 +40,12 @@ class _Doc:
     chunks: tuple[tuple[int, int], ...]  # (first_sentence, n_sentences), in chunk order
 
     @cached_property
-    def _members(self) -> dict[int, tuple[int, ...]]:
-        out: dict[int, list[int]] = {}
-        for i, (first, n) in enumerate(self.chunks):
-            for s in range(first, first + n):
-                out.setdefault(s, []).append(i)
-        return {s: tuple(c) for s, c in out.items()}
+    def _members(self) -> list[tuple[int, ...]]:
+        # The chunks cover every sentence, so the last chunk's end is the sentence count.
+        return sentence_chunks(max((first + n for first, n in self.chunks), default=0), self.chunks)
 
     def chunks_holding(self, sentence: int) -> tuple[int, ...]:
-        return self._members.get(sentence, ())
+        return self._members[sentence] if sentence < len(self._members) else ()
 
 
 @dataclass(frozen=True)

@@ -323,7 +323,7 @@ def _write_group(index: Index, group: list[_Prepared], report: IngestReport) -> 
             sent_vectors = vectors[offset : offset + len(p.sentences)]
             offset += len(p.sentences)
             position = {span: i for i, span in enumerate(p.sentences)}
-            members = sentence_chunks(p.sentences, [(position[c.sentences[0]], len(c.sentences)) for c in p.chunks])
+            members = sentence_chunks(len(p.sentences), [(position[c.sentences[0]], len(c.sentences)) for c in p.chunks])
             entries = [
                 VectorEntry(
                     sentence_id(p.doc.id, i), sent_vectors[i], p.doc.id, p.doc.source, s, e, p.doc.date, members[i],
