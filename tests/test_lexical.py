@@ -3,17 +3,51 @@ and the catalog's search equals the reference on a real index (after a commit to
 
 from __future__ import annotations
 
+import heapq
+import math
 import random
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.index.lexical import bm25_rank, bm25_rank_arrays
+from rag.index.lexical import B, K1, bm25_rank_arrays
 from rag.text.tokens import tokenize
 
 from .test_index_sharing import open_tiny
+
+
+def bm25_rank(
+    query: Sequence[str],
+    postings: Mapping[str, Sequence[tuple[int, int]]],
+    df: Mapping[str, int],
+    lengths: Mapping[int, int],
+    n: int,
+    avg_length: float,
+    k: int,
+) -> list[tuple[int, float]]:
+    """The ``k`` best rows by BM25 (positive scores), best first; ties by row.
+
+    ``postings[term]`` lists ``(row, term frequency)``; rows missing from ``lengths`` are left
+    out (that is how a filter applies). ``query`` may repeat a term: it then counts twice.
+    The plain reference for ``bm25_rank_arrays``, which the catalog uses.
+    """
+    scores: dict[int, float] = {}
+    for term in query:
+        rows = postings.get(term)
+        if not rows:
+            continue
+        idf = math.log(1.0 + (n - df[term] + 0.5) / (df[term] + 0.5))
+        for row, tf in rows:
+            length = lengths.get(row)
+            if length is None:
+                continue
+            norm = K1 * (1.0 - B + B * length / avg_length)
+            scores[row] = scores.get(row, 0.0) + idf * tf / (tf + norm)
+    best = heapq.nsmallest(k, scores.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [(row, score) for row, score in best if score > 0]
 
 
 @settings(max_examples=200, deadline=None)
