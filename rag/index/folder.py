@@ -196,6 +196,7 @@ class Index:
         self.write_lock = threading.RLock()
         self._reopen_store = reopen_store  # None: the store always sees other processes' writes
         self._store_lock = threading.RLock()
+        self._fallback: CatalogVectors | None = None
         self._store_generation = catalog.generation
         self._writer_token = uuid.uuid4().hex
         self._embedded_key = os.path.realpath(self.dir) if reopen_store is not None else None
@@ -332,7 +333,7 @@ class Index:
                 # the catalog's own vectors if that does not help. Never close the client under
                 # this process's own writer: answer from the catalog then.
                 if self.write_lock_held():
-                    return CatalogVectors(self.catalog).query(vector, k, where)
+                    return self._catalog_vectors().query(vector, k, where)
                 logger.warning("%s; reopening the vector store", e)
                 self._refresh_store()
                 self._store_generation = generation
@@ -340,7 +341,15 @@ class Index:
                     return self.store.query(vector, k, where)
                 except StoreError as again:
                     logger.warning("%s; answering from the catalog's vectors", again)
-                    return CatalogVectors(self.catalog).query(vector, k, where)
+                    return self._catalog_vectors().query(vector, k, where)
+
+    def _catalog_vectors(self) -> CatalogVectors:
+        """The fallback for a failed Chroma query, made on first use; it reloads the vectors
+        only when the catalog changes, not for every failed question."""
+        with self._store_lock:
+            if self._fallback is None:
+                self._fallback = CatalogVectors(self.catalog)
+            return self._fallback
 
     def write_lock_held(self) -> bool:
         """Whether this process is writing (its own writes are in its client already)."""
