@@ -89,7 +89,7 @@ def test_catalog_search_equals_the_reference_and_follows_commits(tmp_path: Path)
         ids = {r: cid for r, cid, _, _ in rows}
         lengths = {r: max(n, 1) for r, _, d, n in rows if doc_ids is None or d in doc_ids}
         total = sum(max(n, 1) for *_, n in rows)
-        df = catalog._document_frequencies(sorted(set(tokens)))
+        df = {t: r[0][0] for t in set(tokens) if (r := catalog._read("SELECT doc FROM chunk_vocab WHERE term = ?", (t,)))}
         postings = {t: catalog._read("SELECT doc, count(*) FROM chunk_occurrences WHERE term = ? GROUP BY doc", (t,))
                     for t in set(tokens) if df.get(t)}
         return [(ids[r], s) for r, s in bm25_rank(tokens, postings, df, lengths, len(rows), total / len(rows), k)]

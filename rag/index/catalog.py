@@ -13,8 +13,9 @@ writer (see ``rag.index.folder``):
   changes with the commit: no separate file, no rebuild, nothing to go stale.
 - ``meta.generation`` increases with every committed change.
 
-This module is the only one that speaks SQL (``CatalogStore`` is its interface): a catalog on a
-database server would be a second implementation of it. Connections are per thread (SQLite
+This module and its two parts, ``catalog_schema`` (the tables and their upgrade) and
+``catalog_lexical`` (BM25 over the FTS5 table), are the only ones that speak SQL (``CatalogStore``
+is their interface): a catalog on a database server would be a second implementation of it. Connections are per thread (SQLite
 objects must not cross threads); WAL mode lets readers run while a writer commits, and every
 reader sees a document either old or new, never half. A read-only catalog (``readonly=True``)
 never writes, not even its schema, and also opens a folder it may not write to.
@@ -26,9 +27,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
@@ -38,54 +38,14 @@ import numpy as np
 from rag.domain import Chunk, Document, DocumentInfo, SentenceRow, TermStats, VectorEntry, sentence_id
 from rag.errors import StoreError
 from rag.errors import disk_hint as _disk_hint
+from rag.index.catalog_lexical import Lexicon
+from rag.index.catalog_schema import SCHEMA_VERSION, filter_sql, migrate
 from rag.index.faults import failpoint
-from rag.index.lexical import bm25_rank_arrays, fts_token, stored_tokens
+from rag.index.lexical import stored_tokens
 
 CATALOG_FILE = "catalog.sqlite3"
-SCHEMA_VERSION = "2"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS documents (
-    id TEXT PRIMARY KEY, source TEXT NOT NULL UNIQUE, title TEXT NOT NULL, date TEXT,
-    kind TEXT NOT NULL, sha256 TEXT NOT NULL, text TEXT NOT NULL, n_chunks INTEGER NOT NULL,
-    n_chars INTEGER NOT NULL, ingested_at REAL NOT NULL, version TEXT NOT NULL DEFAULT '');
-CREATE TABLE IF NOT EXISTS chunks (
-    id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, idx INTEGER NOT NULL, start INTEGER NOT NULL,
-    "end" INTEGER NOT NULL, first_sentence INTEGER NOT NULL, n_sentences INTEGER NOT NULL,
-    text TEXT NOT NULL, n_tokens INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, idx);
-CREATE TABLE IF NOT EXISTS sentences (
-    doc_id TEXT NOT NULL, idx INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
-    vector BLOB NOT NULL, PRIMARY KEY (doc_id, idx));
-CREATE TABLE IF NOT EXISTS pending (doc_id TEXT PRIMARY KEY, since REAL NOT NULL);
-"""
-
-# The lexical index: one row per chunk, rowid = the chunk's rowid in ``chunks`` (nothing here
-# runs VACUUM, which could renumber it). Tokens are stored already tokenised and encoded to
-# [a-z0-9_] (``rag.index.lexical.fts_token``), so FTS5's tokenizer only splits on spaces and the
-# terms are exactly ours. ``chunk_occurrences`` gives term frequencies, ``chunk_vocab``
-# document frequencies.
-_LEXICAL_SCHEMA = """
-CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(
-    tokens, tokenize = "unicode61 remove_diacritics 0 tokenchars '_'");
-CREATE VIRTUAL TABLE IF NOT EXISTS chunk_occurrences USING fts5vocab(chunk_terms, 'instance');
-CREATE VIRTUAL TABLE IF NOT EXISTS chunk_vocab USING fts5vocab(chunk_terms, 'row');
-"""
 
 _DOC_COLUMNS = "id, source, title, date, kind, sha256, n_chunks, n_chars"
-
-
-@dataclass(frozen=True)
-class _LexicalTable:
-    """The chunks' BM25 lengths by rowid for one generation (0: no chunk at that rowid)."""
-
-    generation: int
-    n: int
-    total: int  # the sum of the lengths
-    lengths: np.ndarray
-    doc_of_row: np.ndarray  # a code from ``doc_codes``, -1: no chunk
-    doc_codes: dict[str, int]
 
 
 class CatalogStore(Protocol):
@@ -137,8 +97,7 @@ class Catalog:
         self.readonly = readonly
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        self._term_cache: tuple[int, dict[str, int]] = (-1, {})
-        self._lexical_cache: _LexicalTable | None = None
+        self.lexicon = Lexicon(self._read, self.snapshot, lambda: self.generation)
         if readonly:
             self._check_schema()
         else:
@@ -161,7 +120,7 @@ class Catalog:
                 if not self.readonly:
                     conn.execute("PRAGMA journal_mode=WAL")
                     conn.execute("PRAGMA synchronous=NORMAL")
-                    _migrate(conn)
+                    migrate(conn)
             except sqlite3.Error as e:
                 raise StoreError(f"cannot open catalog {self.path}: {e}{_disk_hint(self.path.parent)}") from e
             self._local.conn = conn
@@ -352,14 +311,14 @@ class Catalog:
         in ``*`` (no sources: any), and, when a date bound is given, it has a date within the
         bounds (ISO dates, inclusive; a document without a date does not pass).
         """
-        where, params = _filter_sql(sources, date_from, date_to)
+        where, params = filter_sql(sources, date_from, date_to)
         return {r[0] for r in self._read(f"SELECT d.id FROM documents d{where}", params)}
 
     def chunk_ids_where(
         self, sources: Sequence[str] = (), date_from: str | None = None, date_to: str | None = None
     ) -> set[str]:
         """Chunk ids of the documents that pass a filter (see ``doc_ids_where``)."""
-        where, params = _filter_sql(sources, date_from, date_to)
+        where, params = filter_sql(sources, date_from, date_to)
         return {r[0] for r in self._read(f"SELECT c.id FROM chunks c JOIN documents d ON c.doc_id = d.id{where}", params)}
 
     # -- lexical ----------------------------------------------------------------------------
@@ -369,74 +328,12 @@ class Catalog:
         if not tokens or k < 1:
             return []
         with self.snapshot():
-            table = self._lexical_table()
-            if not table.n:
-                return []
-            terms = sorted(set(tokens))
-            df = self._document_frequencies(terms)
-            postings: dict[str, np.ndarray] = {}
-            for term in terms:
-                if df.get(term):
-                    rows = self._read(
-                        "SELECT doc, count(*) FROM chunk_occurrences WHERE term = ? GROUP BY doc", (fts_token(term),)
-                    )
-                    postings[term] = np.array(rows, dtype=np.int64).reshape(-1, 2)
-            lengths = table.lengths
-            if doc_ids is not None:
-                allowed = np.array([c for d, c in table.doc_codes.items() if d in doc_ids], dtype=np.int32)
-                lengths = np.where(np.isin(table.doc_of_row, allowed), lengths, 0)
-            ranked = bm25_rank_arrays(tokens, postings, df, lengths, table.n, table.total / table.n, k)
-            ids = dict(self._read(
-                f"SELECT rowid, id FROM chunks WHERE rowid IN ({','.join('?' * len(ranked))})", [r for r, _ in ranked]
-            )) if ranked else {}
-        return [(ids[row], score) for row, score in ranked]
-
-    def _lexical_table(self) -> _LexicalTable:
-        """Every chunk's token count and document by rowid, read once per generation (one scan
-        of the chunks table: 26 ms at 100k chunks, which every question used to pay twice)."""
-        generation = self.generation
-        cached = self._lexical_cache
-        if cached is not None and cached.generation == generation:
-            return cached
-        rows = self._read("SELECT rowid, doc_id, n_tokens FROM chunks")
-        size = max((r[0] for r in rows), default=0) + 1
-        lengths = np.zeros(size, dtype=np.int64)
-        doc_of_row = np.full(size, -1, dtype=np.int32)
-        codes: dict[str, int] = {}
-        for rowid, doc_id, n_tokens in rows:
-            lengths[rowid] = max(n_tokens, 1)
-            doc_of_row[rowid] = codes.setdefault(doc_id, len(codes))
-        table = _LexicalTable(generation, len(rows), int(lengths.sum()), lengths, doc_of_row, codes)
-        self._lexical_cache = table
-        return table
-
-    def _document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for term in terms:
-            rows = self._read("SELECT doc FROM chunk_vocab WHERE term = ?", (fts_token(term),))
-            out[term] = int(rows[0][0]) if rows else 0
-        return out
+            return self.lexicon.search(tokens, k, doc_ids)
 
     def term_stats(self, tokens: Iterable[str] = ()) -> TermStats:
-        """Document frequencies of the chunks' tokens and the number of chunks, for idf.
-
-        ``tokens`` are read now, in the caller's snapshot; any other token is looked up when first
-        asked for (and cached for this generation), so no whole-vocabulary load is ever needed.
-        """
+        """Document frequencies of the chunks' tokens and the number of chunks, for idf (see ``Lexicon.term_stats``)."""
         with self.snapshot():
-            generation = self.generation
-            n = self._lexical_table().n
-            known = self._document_frequencies(tokens)
-        return TermStats(_LazyFrequencies(self, generation, known), n)
-
-    def _cached_frequency(self, generation: int, term: str) -> int:
-        cached_generation, cache = self._term_cache
-        if cached_generation != generation:
-            cache = {}
-            self._term_cache = (generation, cache)
-        if term not in cache:
-            cache[term] = self._document_frequencies([term])[term]
-        return cache[term]
+            return self.lexicon.term_stats(tokens)
 
     def sentence_ids(self) -> list[str]:
         return [sentence_id(d, i) for d, i in self._read("SELECT doc_id, idx FROM sentences")]
@@ -568,83 +465,3 @@ def sentence_chunks(n_sentences: int, chunks: Sequence[tuple[int, int]]) -> list
     return [tuple(m) for m in members]
 
 
-class _LazyFrequencies(Mapping[str, int]):
-    """Document frequencies: those read with the question, the rest looked up on first use."""
-
-    def __init__(self, catalog: Catalog, generation: int, known: dict[str, int]) -> None:
-        self._catalog = catalog
-        self._generation = generation
-        self._known = known
-
-    def __getitem__(self, term: str) -> int:
-        if term not in self._known:
-            self._known[term] = self._catalog._cached_frequency(self._generation, term)
-        if not self._known[term]:
-            raise KeyError(term)
-        return self._known[term]
-
-    def get(self, term: str, default: int | None = None) -> int | None:  # type: ignore[override]
-        try:
-            return self[term]
-        except KeyError:
-            return default
-
-    def __iter__(self) -> Iterator[str]:
-        return (t for t, df in self._known.items() if df)
-
-    def __len__(self) -> int:
-        return sum(1 for df in self._known.values() if df)
-
-
-def _filter_sql(sources: Sequence[str], date_from: str | None, date_to: str | None) -> tuple[str, list[object]]:
-    """A WHERE clause over ``documents d`` for a source/prefix/date filter, and its parameters."""
-    clauses: list[str] = []
-    params: list[object] = []
-    if sources:
-        matches = []
-        for pattern in sources:
-            if pattern.endswith("*"):
-                matches.append("substr(d.source, 1, ?) = ?")  # a prefix, with no LIKE wildcards
-                params += [len(pattern) - 1, pattern[:-1]]
-            else:
-                matches.append("d.source = ?")
-                params.append(pattern)
-        clauses.append("(" + " OR ".join(matches) + ")")
-    if date_from or date_to:
-        clauses.append("coalesce(d.date, '') != ''")
-    if date_from:
-        clauses.append("d.date >= ?")
-        params.append(date_from)
-    if date_to:
-        clauses.append("d.date <= ?")
-        params.append(date_to)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Create the schema, or bring a version 1 catalog (BM25 in files) to version 2."""
-    conn.executescript(_SCHEMA)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
-        rows = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchall()
-        schema = rows[0][0] if rows else None
-        if schema == "1":
-            conn.execute("ALTER TABLE documents ADD COLUMN version TEXT NOT NULL DEFAULT ''")
-            conn.execute("ALTER TABLE chunks ADD COLUMN n_tokens INTEGER NOT NULL DEFAULT 0")
-        for statement in _LEXICAL_SCHEMA.strip().split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        if schema == "1":
-            for rowid, text in conn.execute("SELECT rowid, text FROM chunks").fetchall():
-                toks = stored_tokens(text)
-                conn.execute("UPDATE chunks SET n_tokens = ? WHERE rowid = ?", (len(toks), rowid))
-                conn.execute("INSERT INTO chunk_terms (rowid, tokens) VALUES (?, ?)", (rowid, " ".join(toks)))
-            # Chroma's entries carry no version yet: re-sync every document (the next writer's repair).
-            conn.execute("UPDATE documents SET version = 'v1:' || sha256")
-            conn.execute("INSERT OR REPLACE INTO pending SELECT id, ? FROM documents", (time.time(),))
-        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
