@@ -293,3 +293,22 @@ def test_a_passage_reads_the_same_alone_and_among_others() -> None:
     among = reader.read(question, [others[0], target, others[1]])[1]
     assert alone and [(s.start, s.end, s.margin, s.has_answer) for s in alone] == [
         (s.start, s.end, s.margin, s.has_answer) for s in among]
+
+
+def test_a_span_keeps_its_brackets_paired() -> None:
+    from rag.answering.span_answerer import balanced
+
+    text = "The aim is to persuade the PRC (People's Republic of China) to stop. Aid (so far) was $5 (est."
+    start = text.index("persuade")
+    # stops one token short of ")": grows to it
+    s, e = balanced(text, start, text.index(")"), limit=text.index(". Aid") + 1)
+    assert text[s:e] == "persuade the PRC (People's Republic of China)"
+    # a ")" it never opened is dropped
+    s, e = balanced(text, text.index("China"), text.index(")") + 1, limit=len(text))
+    assert text[s:e] == "China"
+    # no ")" before the sentence ends: the unclosed part is cut off
+    s, e = balanced(text, text.index("$5"), text.index("(est") + 4, limit=len(text))
+    assert text[s:e] == "$5"
+    # already paired: unchanged
+    s, e = balanced(text, text.index("Aid"), text.index("was"), limit=len(text))
+    assert text[s:e] == "Aid (so far) "

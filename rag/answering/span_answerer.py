@@ -83,6 +83,32 @@ def _strip_edges(text: str) -> str:
     return re.sub(r"^[\s,;:]+|[\s,;:.]+$", "", text)
 
 
+_PAIRS = (("(", ")"), ("[", "]"), ("\u201c", "\u201d"))
+BRACKET_REACH = 80  # characters a span may grow to reach its closing bracket
+
+
+def balanced(text: str, start: int, end: int, limit: int) -> tuple[int, int]:
+    """``[start, end)`` of ``text`` with its brackets and curly quotes paired.
+
+    The reader's span often stops one token short of a closing bracket: "the PRC (People's
+    Republic of China" grows to its ")" when that lies within ``BRACKET_REACH`` characters and
+    before ``limit`` (the end of its sentence); otherwise the unclosed part is cut off ("the PRC").
+    A closing bracket the span never opened is dropped from its end.
+    """
+    for opening, closing in _PAIRS:
+        span = text[start:end]
+        if span.count(opening) > span.count(closing):
+            close = text.find(closing, end, min(limit, end + BRACKET_REACH))
+            if close >= 0 and text[end:close].count(opening) == 0:
+                end = close + 1
+            else:
+                cut = span.rfind(opening)
+                end = start + len(span[:cut].rstrip(" ,;:"))
+        elif span.count(closing) > span.count(opening) and span.endswith(closing):
+            end -= 1
+    return start, end
+
+
 def choose(
     proposals: list[Proposal],
     required: frozenset | None,
@@ -180,8 +206,14 @@ class ReaderAnswerer:
                 if not text:
                     continue
                 lead = span.text.find(text)
-                span = Span(span.passage, span.start + lead, span.start + lead + len(text), text, span.score, span.margin, span.has_answer)
-                start = hit.chunk.start + span.start
+                c0 = span.start + lead
+                limit = next((e - hit.chunk.start for s, e in hit.chunk.sentences if s <= hit.chunk.start + c0 < e), len(hit.chunk.text))
+                c0, c1 = balanced(hit.chunk.text, c0, c0 + len(text), limit)
+                if c1 <= c0:
+                    continue
+                text = hit.chunk.text[c0:c1]
+                span = Span(span.passage, c0, c1, text, span.score, span.margin, span.has_answer)
+                start = hit.chunk.start + c0
                 end = start + len(text)
                 sentences = overlapping_sentences(hit.chunk.sentences, start, end)
                 if len(sentences) > 1:
