@@ -129,6 +129,27 @@ def test_shipped_model_matches_its_card() -> None:
     assert (DEFAULT_MODEL_DIR / "model.onnx").stat().st_size <= 30 * 1024 * 1024
 
 
+def test_the_refusal_threshold_travels_with_its_model(tiny_model: Path, tmp_path: Path) -> None:
+    """Each export is calibrated on its own: reader.json carries its threshold, the card shows the
+    same value as the default, a setting overrides it, and a folder without one gets the constant."""
+    import re
+
+    from rag.answering.span_answerer import READER_REFUSAL_THRESHOLD, ReaderAnswerer
+    from rag.config import AnswerSettings
+
+    shipped = json.loads((DEFAULT_MODEL_DIR / "reader.json").read_text())["refusal_threshold"]
+    card = (DEFAULT_MODEL_DIR / "MODEL_CARD.md").read_text()
+    assert set(re.findall(r"^\| ([0-9.]+) \*\*\(default\)\*\*", card, re.M)) == {str(shipped)}
+    assert ReaderAnswerer(AnswerSettings()).threshold == shipped
+    assert ReaderAnswerer(AnswerSettings(reader_refusal_threshold=0.05)).threshold == 0.05
+    assert ReaderAnswerer(AnswerSettings(reader_model=str(tiny_model))).threshold == READER_REFUSAL_THRESHOLD
+    own = tmp_path / "own"
+    shutil.copytree(tiny_model, own)
+    meta = json.loads((own / "reader.json").read_text())
+    (own / "reader.json").write_text(json.dumps(meta | {"refusal_threshold": 0.62}))
+    assert ReaderAnswerer(AnswerSettings(reader_model=str(own))).threshold == 0.62
+
+
 def test_pure_parts() -> None:
     assert overlapping_sentences(((0, 10), (10, 25), (25, 40)), 12, 27) == [(10, 25), (25, 40)]
     assert overlapping_sentences(((0, 10),), 20, 30) == []

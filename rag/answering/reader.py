@@ -73,6 +73,16 @@ class SpanReader:
         self._plain = None
         self.max_len = 0
 
+    def calibrated_threshold(self) -> float | None:
+        """The refusal threshold calibrated for this model (``refusal_threshold`` in its
+        ``reader.json``), or None; read without loading the model. A folder that cannot be read
+        gives None here and its one-line error on first use."""
+        try:
+            value = json.loads((self.model_dir / "reader.json").read_text(encoding="utf-8")).get("refusal_threshold")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return float(value) if isinstance(value, (int, float)) and 0.0 <= value <= 1.0 else None
+
     def _load(self) -> None:
         with self._lock:
             if self._session is not None:

@@ -32,10 +32,10 @@ from rag.text.normalize import normalize_answer
 # the span's lead over its window's no-answer score and the window's has-answer probability,
 # both from the reader's forward pass. Equal weights: on the slice's training-use articles no other
 # mix (margin alone, has-answer alone, 0.3/1) separated answerable from unanswerable questions
-# better at the same false-refusal rate. The default threshold refuses about 7% of answerable
-# questions on SQuAD 1.1 articles the reader never saw (benchmarks/reader_dev.py: 7.2% for the
-# shipped 48,000-example model at 0.3); the trade-off table is in
-# rag/answering/reader_model/MODEL_CARD.md.
+# better at the same false-refusal rate. The refusal threshold belongs to the model: each export
+# is calibrated to refuse about 7% of answerable questions on SQuAD 1.1 articles it never saw
+# (scripts/ship_reader.sh), and its ``reader.json`` carries the value (``refusal_threshold``), with
+# the trade-off table in its MODEL_CARD.md. A model folder without one gets READER_REFUSAL_THRESHOLD.
 MARGIN_SCALE = 0.5
 HAS_SCALE = 0.5
 CONFIDENCE_BIAS = 0.0
@@ -191,9 +191,11 @@ class ReaderAnswerer:
         self.settings = settings
         self.reader = reader or SpanReader(settings.reader_model or None, threads=settings.reader_threads)
         self.sentences = ExtractiveAnswerer(settings)  # the feature model's sentence ranking, for one more citation
-        self.threshold = (
-            settings.reader_refusal_threshold if settings.reader_refusal_threshold is not None else READER_REFUSAL_THRESHOLD
-        )
+        if settings.reader_refusal_threshold is not None:
+            self.threshold = settings.reader_refusal_threshold
+        else:
+            calibrated = self.reader.calibrated_threshold()
+            self.threshold = calibrated if calibrated is not None else READER_REFUSAL_THRESHOLD
 
     def propose(self, question: str, hits: list[Hit]) -> list[Proposal]:
         """Every span the reader proposes in the top passages, most confident first."""
