@@ -333,3 +333,46 @@ def test_a_span_keeps_its_brackets_paired() -> None:
     # already paired: unchanged
     s, e = balanced(text, text.index("Aid"), text.index("was"), limit=len(text))
     assert text[s:e] == "Aid (so far) "
+
+
+def test_gpu_round_trip(tmp_path: Path) -> None:
+    """What a lent GPU machine would run, on the CPU with a tiny sample: the bundle's fp16 backbone
+    trains (two epochs, DataLoader workers), the weights come back in parts without the frozen word
+    embeddings, are joined with the backbone's, and export to a model the runtime reads."""
+    import gzip
+
+    gpu = tmp_path / "gpu"
+    (gpu / "backbone").mkdir(parents=True)
+    run = [sys.executable, str(ROOT / "training" / "gpu_run.py")]
+    squad = json.dumps(_fix_offsets(json.loads(json.dumps(TINY_SQUAD))))
+    (tmp_path / "train-v1.1.json.gz").write_bytes(gzip.compress(squad.encode()))
+    slice_data = _fix_offsets(json.loads(json.dumps(TINY_SQUAD)))
+    for art in slice_data["data"]:
+        for para in art["paragraphs"]:
+            para["qas"].append({"id": para["qas"][0]["id"] + "x", "question": "Who painted the bridge?", "answers": [], "is_impossible": True})
+    (tmp_path / "squad2-dev-public.json").write_text(json.dumps(slice_data), encoding="utf-8")
+    made = subprocess.run([*run, "bundle", str(gpu), "--squad11", str(tmp_path / "train-v1.1.json.gz"),
+                           "--squad2", str(tmp_path / "squad2-dev-public.json")], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert (gpu / "backbone" / "model.safetensors").stat().st_size < 50_000_000  # fp16: half the shipped 91 MB
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**__import__("os").environ, "OUT": str(out), "PYTHON": sys.executable, "GPU_DIR": str(gpu), "CACHE": str(tmp_path / "cache"),
+           "DEVICE": "cpu", "EXAMPLES": "24", "EPOCHS": "2", "WORKERS": "2",
+           "EXTRA": "--max-len 64 --batch 4 --dev-size 8 --log-every 2 --threads 1"}
+    trained = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_train_reader.sh")], capture_output=True, text=True,
+                             timeout=600, cwd=ROOT, env=env)
+    assert trained.returncode == 0, (trained.stdout + trained.stderr)[-3000:]
+    parts = sorted(out.glob("reader-part-*.pt"))
+    assert len(parts) >= 2 and all(p.stat().st_size < 16 * 2**20 for p in parts)
+    assert (out / "curve.jsonl").is_file() and "resumed" not in (out / "train.log").read_text()
+    back = subprocess.run([*run, "unpack-result", str(out), "--cache", str(tmp_path / "home")], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+    assert back.returncode == 0, back.stderr[-2000:]
+    model = tmp_path / "model"
+    export = subprocess.run([sys.executable, str(ROOT / "training" / "train_reader.py"), str(tmp_path / "train-v1.1.json.gz"),
+                             "--export", str(model), "--weights", str(tmp_path / "home" / "final-gpu.pt"), "--max-len", "64"],
+                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert export.returncode == 0, export.stderr[-2000:]
+    spans = SpanReader(model).read("When was the river Ulva3 bridged?", ["The river Ulva3 was bridged in 1813 by the engineer Mara Holt1."])
+    assert spans[0] and all(s.text for s in spans[0])

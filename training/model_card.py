@@ -57,7 +57,9 @@ def main() -> None:
     rows = [json.loads(line) for line in args.curve.read_text().splitlines() if line.strip()]
     command = (f".venv/bin/python training/train_reader.py ../shared/data/squad1.1-train/train-v1.1.json.gz "
                f"--slice ../shared/data/squad2-dev/squad2-dev-public.json --examples {train['examples']} "
-               f"--seed {train['seed']} --max-len {train['max_len']} --batch {train['batch']} --lr {train['lr']}")
+               f"--seed {train['seed']} --max-len {train['max_len']} --batch {train['batch']} --lr {train['lr']}"
+               + (f" --epochs {train['epochs']}" if train.get("epochs", 1) > 1 else "")
+               + (f" --device {train['device']}" if train.get("device", "cpu") != "cpu" else ""))
     lines = [
         "# Reader model card",
         "",
@@ -91,7 +93,7 @@ def main() -> None:
         "scripts/ship_reader.sh  # export, measure, calibrate the refusal threshold, write this card",
         "```",
         "",
-        f"Settings: {json.dumps({k: train[k] for k in ('examples', 'batch', 'lr', 'max_len', 'p_other', 'p_window', 'p_swap', 'slice_repeat', 'has_weight', 'seed')})}.",
+        f"Settings: {json.dumps({k: train[k] for k in ('examples', 'epochs', 'batch', 'lr', 'max_len', 'p_other', 'p_window', 'p_swap', 'slice_repeat', 'has_weight', 'seed') if k in train})}.",
         f"Default refusal threshold: {args.threshold} (`refusal_threshold` in reader.json), the grid value whose",
         "false refusals on the SQuAD 1.1 held-out articles come closest to 7%.",
         *([args.note] if args.note else []),

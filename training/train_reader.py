@@ -47,7 +47,7 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
 from rag.answering.reader import FORMAT, INPUTS, OUTPUTS  # the names the runtime checks on load
-from rag.evals.metrics import f1_score
+from rag.evals.normalize import f1_score  # no pydantic: the script also runs on a bare GPU image
 
 logger = logging.getLogger("train_reader")
 
@@ -249,7 +249,7 @@ class Reader(nn.Module):
 
 
 def build_model(backbone: str) -> Reader:
-    encoder = AutoModel.from_pretrained(backbone)
+    encoder = AutoModel.from_pretrained(backbone).float()  # a half-precision copy (training/gpu_run.py) trains in fp32
     # The word-embedding matrix is half the parameters; freezing it halves the optimiser's work
     # and keeps the vocabulary's geometry from the sentence-embedding training.
     encoder.embeddings.word_embeddings.weight.requires_grad_(False)
@@ -310,6 +310,25 @@ def evaluate(model: Reader, tokenizer, dev: dict[str, list[Example]], max_len: i
 # ----------------------------------------------------------------------------- training
 
 
+class _Batches(torch.utils.data.Dataset):
+    """Step ``first + i``'s batch, tokenised (in DataLoader workers on a GPU machine, where the
+    tokenising and not the model is the bottleneck); each step's windows come from a generator
+    seeded by the step, so they are the same on resume and with any number of workers."""
+
+    def __init__(self, examples: list[Example], tokenizer, args: argparse.Namespace, first: int, steps: int) -> None:
+        self.examples, self.tokenizer, self.args, self.first, self.steps = examples, tokenizer, args, first, steps
+
+    def __len__(self) -> int:
+        return self.steps - self.first
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        step, a = self.first + i, self.args
+        batch_rng = random.Random(a.seed * 1_000_003 + step)
+        chunk = self.examples[step * a.batch:(step + 1) * a.batch]
+        feats = [f for f in (encode(self.tokenizer, ex, a.max_len, batch_rng) for ex in chunk) if f is not None]
+        return collate(feats) if feats else {}
+
+
 def save_checkpoint(path: Path, model: Reader, opt, sched, step: int, args_dict: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
@@ -348,6 +367,11 @@ def train(args: argparse.Namespace) -> Path:
         dev_rng.shuffle(slice_dev)
         dev["slice_heldout"] = slice_dev[: args.dev_size]
     rng.shuffle(examples)
+    pool = list(examples)
+    for epoch in range(1, args.epochs):  # later epochs: the same pool in a new order of their own
+        again = list(pool)
+        random.Random(args.seed * 7919 + epoch).shuffle(again)
+        examples += again
     examples = examples[: args.examples]
     kinds = Counter(e.kind for e in examples)
     logger.info("examples: %d %s", len(examples), dict(kinds))
@@ -372,14 +396,15 @@ def train(args: argparse.Namespace) -> Path:
     bce = nn.BCEWithLogitsLoss()
     ce = nn.CrossEntropyLoss()
     t0, last_ckpt, seen, loss_sum = time.time(), time.time(), 0, 0.0
-    while step < steps:
-        batch_rng = random.Random(args.seed * 1_000_003 + step)  # the same windows on resume
-        chunk = examples[step * args.batch:(step + 1) * args.batch]
-        feats = [f for f in (encode(tokenizer, ex, args.max_len, batch_rng) for ex in chunk) if f is not None]
-        if not feats:
+    batches = _Batches(examples, tokenizer, args, first=step, steps=steps)
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=args.workers,
+                                         prefetch_factor=4 if args.workers else None)
+    for batch in loader:
+        if not batch:
             step += 1
             continue
-        b = {k: v.to(device) for k, v in collate(feats).items()}
+        n_feats = len(batch["start"])
+        b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         with torch.autocast(device_type=device if device != "cuda" else "cuda", dtype=torch.bfloat16, enabled=not args.fp32):
             start, end, has = model(b["input_ids"], b["attention_mask"], b["token_type_ids"], b["context_mask"])
         loss = (ce(start, b["start"]) + ce(end, b["end"])) / 2 + args.has_weight * bce(has, b["has_answer"].float())
@@ -389,7 +414,7 @@ def train(args: argparse.Namespace) -> Path:
         sched.step()
         opt.zero_grad(set_to_none=True)
         step += 1
-        seen += len(feats)
+        seen += n_feats
         loss_sum += loss.item()
         if step % args.log_every == 0 or step == steps:
             rate = seen / (time.time() - t0)
@@ -462,7 +487,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--slice", help="SQuAD 2.0 public slice: every other article's questions are trained on, the rest held out")
     ap.add_argument("--backbone", default=None, help="hub id or path; default: the packaged all-MiniLM-L6-v2")
     ap.add_argument("--cache", default=str(DEFAULT_CACHE), help="checkpoints and learning curve (outside the checkout)")
-    ap.add_argument("--examples", type=int, default=60_000, help="training examples (each seen once)")
+    ap.add_argument("--examples", type=int, default=60_000, help="training examples (each seen once per epoch)")
+    ap.add_argument("--epochs", type=int, default=1, help="passes over the example pool (then cut at --examples)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--max-len", type=int, default=160)
@@ -479,6 +505,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--workers", type=int, default=0, help="DataLoader processes that tokenise batches (0: in the training loop)")
     ap.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     ap.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--export", help="write the int8 ONNX artifact to this folder (after training)")

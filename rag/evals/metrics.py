@@ -12,13 +12,12 @@ unanswerable question's gold answer is the empty string and a refusal predicts i
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from rag.evals.gold import GoldItem
-from rag.evals.normalize import DocSpan, normalize_answer
+from rag.evals.normalize import DocSpan, exact_match, f1_score, normalize_answer  # the scores are re-exported here
 
 DEFAULT_K = 5
 DEFAULT_TOLERANCE = 0.02
@@ -56,28 +55,6 @@ METRICS: dict[str, MetricInfo] = {
     "latency_p50_ms": MetricInfo("median of timings_ms.total per question (reported, never gates: too noisy)", False, False),
     "latency_p95_ms": MetricInfo("95th percentile of timings_ms.total (reported, never gates: too noisy)", False, False),
 }
-
-
-def exact_match(prediction: str, golds: Sequence[str]) -> float:
-    """1.0 when the normalised prediction equals a normalised gold answer ('' when none)."""
-    targets = list(golds) or [""]
-    return float(any(normalize_answer(prediction) == normalize_answer(g) for g in targets))
-
-
-def _token_f1(prediction: str, gold: str) -> float:
-    pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
-    if not pred or not ref:
-        return float(pred == ref)  # SQuAD 2.0: no-answer vs no-answer is 1, else 0
-    common = sum((Counter(pred) & Counter(ref)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(pred), common / len(ref)
-    return 2 * precision * recall / (precision + recall)
-
-
-def f1_score(prediction: str, golds: Sequence[str]) -> float:
-    """The best token F1 of the prediction against any gold answer ('' when none)."""
-    return max(_token_f1(prediction, g) for g in (list(golds) or [""]))
 
 
 def contains_answer(text: str | None, golds: Sequence[str]) -> bool:
