@@ -9,7 +9,7 @@
 # 1. export the int8 ONNX model, tokenizer and reader.json to rag/answering/reader_model/;
 # 2. collect the reader's proposals, retrieving exactly as `rag ask` does, on the 16 held-out
 #    SQuAD 1.1 articles (1,200 answerable questions), the held-out half of the public SQuAD 2.0
-#    slice and its training-use half (build/reader_dev/, rebuilt);
+#    slice and its training-use half (build/reader_dev/; an index there is reused);
 # 3. score each over a threshold grid (benchmarks/results/reader/*.json);
 # 4. the threshold: the grid value whose false refusals on SQuAD 1.1 held-out come closest to 7%
 #    (ties: the higher), written to reader.json as refusal_threshold. Nothing on the slice chooses it;
@@ -33,7 +33,7 @@ results=benchmarks/results/reader
 $py training/train_reader.py "$squad11" --export "$model" --weights "$weights"
 # The learning curve, every row (resumed runs included), from the training cache beside the weights.
 [[ -f "$(dirname "$weights")/curve.jsonl" ]] && cp "$(dirname "$weights")/curve.jsonl" $results/curve.jsonl
-rm -rf build/reader_dev
+rm -f build/reader_dev/*/proposals.pkl  # the indexes stay: they do not depend on the reader
 $py benchmarks/reader_dev.py collect "$squad11" --titles squad11-heldout --out build/reader_dev/squad11-heldout --limit 1200
 $py benchmarks/reader_dev.py collect "$slice" --titles heldout --out build/reader_dev/heldout
 $py benchmarks/reader_dev.py collect "$slice" --titles trainuse --out build/reader_dev/trainuse
