@@ -121,3 +121,18 @@ def test_a_capitalised_modifier_after_a_sentence_initial_the_is_not_a_name() -> 
     text = "The Obama administration later fined several European lenders."
     assert not any("Obama" in c.text for c in candidates(text))
     assert "Netherlands" in [c.text for c in candidates("The Netherlands objected at once.")]
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("Chinese companies built it.", []),
+        ("Chinese and Russian companies have worked jointly.", []),
+        ("Sino-Russian ties grew.", []),
+        ("He met French and German envoys.", []),
+        ("The Normans and French fought.", ["Normans and French"]),
+        ("Chinese and Russian officials met the Prime Minister.", ["Prime Minister"]),
+    ],
+)
+def test_nationalities_used_as_adjectives_are_not_names(text: str, names: list[str]) -> None:
+    assert [c.text for c in candidates(text) if c.type in (AType.NAME, AType.ORG, AType.PERSON, AType.PLACE)] == names

@@ -260,8 +260,9 @@ def candidates(text: str, start: int = 0, end: int | None = None) -> list[Candid
             # A capitalised word that merely starts the sentence is not a name.
             if initial and " " not in name and name.lower() not in _PLACES:
                 continue
-            # Nor is a nationality used as an adjective ("Chinese companies", "Sino-Russian ties").
-            if " " not in name and _DEMONYM.match(name) and re.match(r"\s[a-z]", text[b : b + 2]):
+            # Nor are nationalities used as an adjective ("Chinese companies", "Sino-Russian ties",
+            # "Chinese and Russian companies").
+            if all(_DEMONYM.match(part) for part in re.split(r",? and |, ", name)) and re.match(r"\s[a-z]", text[b : b + 2]):
                 continue
             kind = _name_type(text, a, name)
             taken.append((a, b))
