@@ -205,11 +205,7 @@ def test_shipped_reader_answers_with_the_span_and_its_sentence(toy: Assistant, q
             marks=pytest.mark.xfail(strict=True, reason="known miss: the reader answers '2023' above the threshold (MODEL_CARD limits)"),
         ),
         "How much did the new quay cost?",  # no amount of money anywhere
-        pytest.param(
-            "Who is the mayor of Bergen?",  # a mayor, but of another town
-            marks=pytest.mark.xfail(strict=True, reason="known miss since the 48,000-example model and its threshold "
-                                    "0.3: 'Mayor Helga Brandt' at confidence 0.305 (the 32,000-example model refused it)"),
-        ),
+        "Who is the mayor of Bergen?",  # a mayor, but of another town (the 48,000-example model answered it)
     ],
 )
 def test_shipped_reader_refuses_what_the_sources_do_not_say(toy: Assistant, question: str) -> None:
