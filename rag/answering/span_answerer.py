@@ -209,7 +209,8 @@ class ReaderAnswerer:
                     continue
                 lead = span.text.find(text)
                 c0 = span.start + lead
-                limit = next((e - hit.chunk.start for s, e in hit.chunk.sentences if s <= hit.chunk.start + c0 < e), len(hit.chunk.text))
+                holding = overlapping_sentences(hit.chunk.sentences, hit.chunk.start + c0, hit.chunk.start + c0 + 1)
+                limit = holding[0][1] - hit.chunk.start if holding else len(hit.chunk.text)
                 c0, c1 = balanced(hit.chunk.text, c0, c0 + len(text), limit)
                 if c1 <= c0:
                     continue

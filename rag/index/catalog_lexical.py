@@ -105,10 +105,13 @@ class Lexicon:
         out: dict[str, int] = {}
         for term in terms:
             if term not in cache:
-                rows = self._read("SELECT doc FROM chunk_vocab WHERE term = ?", (fts_token(term),))
-                cache[term] = int(rows[0][0]) if rows else 0
+                cache[term] = self._read_frequency(term)
             out[term] = cache[term]
         return out
+
+    def _read_frequency(self, term: str) -> int:
+        rows = self._read("SELECT doc FROM chunk_vocab WHERE term = ?", (fts_token(term),))
+        return int(rows[0][0]) if rows else 0
 
     def frequency(self, generation: int, term: str) -> int:
         """A late lookup, after the question's snapshot has closed: the frequency at ``generation``
@@ -117,8 +120,7 @@ class Lexicon:
             now = self._generation()
             if now == generation:
                 return self.frequencies(generation, [term])[term]
-            rows = self._read("SELECT doc FROM chunk_vocab WHERE term = ?", (fts_token(term),))
-            return int(rows[0][0]) if rows else 0
+            return self._read_frequency(term)
 
 
 class _LazyFrequencies(Mapping[str, int]):
