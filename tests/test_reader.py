@@ -106,6 +106,11 @@ def test_reader_refuses_a_model_folder_that_does_not_match(tiny_model: Path, tmp
     (bad / "reader.json").write_text(json.dumps(meta))
     with pytest.raises(ReaderError, match="expects format 1"):
         SpanReader(bad).read("q?", ["a passage."])
+    (bad / "reader.json").write_text("{not json")
+    broken = SpanReader(bad)
+    assert broken.calibrated_threshold() is None  # the error comes on first use, in one line
+    with pytest.raises(ReaderError, match=r"reader\.json: not valid JSON"):
+        broken.read("q?", ["a passage."])
     (bad / "model.onnx").unlink()
     with pytest.raises(ReaderError, match="model.onnx is missing"):
         SpanReader(bad).read("q?", ["a passage."])

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import RagError
+from rag.inference import pass_pool, single_core_session
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class SpanReader:
         self._pool: ThreadPoolExecutor | None = None
         self._tokenizer = None
         self._plain = None
+        self._meta_cache: dict[str, Any] | None = None
         self.max_len = 0
 
     def calibrated_threshold(self) -> float | None:
@@ -78,16 +79,30 @@ class SpanReader:
         ``reader.json``), or None; read without loading the model. A folder that cannot be read
         gives None here and its one-line error on first use."""
         try:
-            value = json.loads((self.model_dir / "reader.json").read_text(encoding="utf-8")).get("refusal_threshold")
-        except (OSError, ValueError, AttributeError):
+            value = self._meta().get("refusal_threshold")
+        except ReaderError:
             return None
         return float(value) if isinstance(value, (int, float)) and 0.0 <= value <= 1.0 else None
+
+    def _meta(self) -> dict[str, Any]:
+        """The model folder's ``reader.json``, read once."""
+        if self._meta_cache is None:
+            path = self.model_dir / "reader.json"
+            try:
+                meta = json.loads(path.read_text(encoding="utf-8"))
+            except OSError as e:
+                raise ReaderError(f"reader model folder {self.model_dir}: reader.json cannot be read ({e.strerror or e})") from e
+            except ValueError as e:
+                raise ReaderError(f"reader model {path}: not valid JSON ({e})") from e
+            if not isinstance(meta, dict):
+                raise ReaderError(f"reader model {path}: expected a JSON object, got {type(meta).__name__}")
+            self._meta_cache = meta
+        return self._meta_cache
 
     def _load(self) -> None:
         with self._lock:
             if self._session is not None:
                 return
-            import onnxruntime as ort
             from tokenizers import Tokenizer
 
             meta_path = self.model_dir / "reader.json"
@@ -95,17 +110,14 @@ class SpanReader:
             for p in (meta_path, model_path, self.model_dir / "tokenizer.json"):
                 if not p.is_file():
                     raise ReaderError(f"reader model folder {self.model_dir}: {p.name} is missing")
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            meta = self._meta()
             if meta.get("format") != FORMAT or tuple(meta.get("inputs", ())) != INPUTS or tuple(meta.get("outputs", ())) != OUTPUTS:
                 raise ReaderError(
                     f"reader model {meta_path}: format {meta.get('format')!r}, inputs {meta.get('inputs')}, "
                     f"outputs {meta.get('outputs')}; this code expects format {FORMAT}, {list(INPUTS)}, {list(OUTPUTS)}"
                 )
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = 1  # one core per window; ``threads`` windows at once
-            opts.inter_op_num_threads = 1
             try:
-                session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+                session = single_core_session(model_path)  # one core per window; ``threads`` windows at once
             except Exception as e:  # onnxruntime raises its own exception types
                 raise ReaderError(f"reader model {model_path} cannot be loaded: {e}") from e
             names = tuple(i.name for i in session.get_inputs())
@@ -117,8 +129,7 @@ class SpanReader:
             self.max_len = int(meta["max_len"])
             tokenizer.enable_truncation(self.max_len, stride=self.max_len // 3, strategy="only_second")
             tokenizer.no_padding()
-            n = self.threads or os.cpu_count() or 1
-            self._pool = ThreadPoolExecutor(n, thread_name_prefix="reader") if n > 1 else None
+            self._pool = pass_pool(self.threads, "reader")
             self._tokenizer, self._session = tokenizer, session
 
     def read(self, question: str, passages: list[str], top_n: int = 5) -> list[list[Span]]:

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from rag.errors import ConfigError
+from rag.inference import pass_pool, single_core_session
 
 logger = logging.getLogger(__name__)
 
@@ -176,19 +177,13 @@ class OnnxEmbedder:
             self._open(folder)
 
     def _open(self, folder: Path) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         try:
             meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
             if meta.get("format") != EXPORT_FORMAT or meta.get("variant") != self.variant:
                 raise ValueError(f"format {meta.get('format')}, variant {meta.get('variant')}")
-            opts = ort.SessionOptions()
-            # One core per pass: MiniLM's passes are too small to split well across cores (two
-            # passes at once on one core each encode 1.1-1.3x faster than one on two).
-            opts.intra_op_num_threads = 1
-            opts.inter_op_num_threads = 1
-            session = ort.InferenceSession(str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+            session = single_core_session(folder / "model.onnx")  # one core per pass (rag.inference)
             tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         except Exception as e:  # a half-written or foreign cache folder: say which and how to fix
             raise ConfigError(f"cached embedding export {folder} is unusable ({e}); delete the folder to rebuild it") from e
@@ -197,6 +192,7 @@ class OnnxEmbedder:
         self._inputs = tuple(i.name for i in session.get_inputs())
         self._dimension = int(meta["dimension"])
         self.folder = folder
+        self._pool = pass_pool(self.threads, "embed")  # no threads start until a batch needs them
         self._tokenizer, self._session = tokenizer, session
         logger.info("loaded embedding model %s (%s) from %s", self.name, self.variant, folder)
 
@@ -222,7 +218,7 @@ class OnnxEmbedder:
         def run(rows: list[int]) -> None:
             out[rows] = self._run([encodings[i] for i in rows])
 
-        pool = self._workers() if len(groups) > 1 else None
+        pool = self._pool if len(groups) > 1 else None
         if pool is None:
             for rows in groups:
                 run(rows)
@@ -230,17 +226,6 @@ class OnnxEmbedder:
             list(pool.map(run, groups))  # each pass writes its own rows
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms > 0, norms, 1.0)
-
-    def _workers(self) -> ThreadPoolExecutor | None:
-        """The pool that runs passes side by side (None for one thread); made once."""
-        n = self.threads or os.cpu_count() or 1
-        if n < 2:
-            return None
-        if self._pool is None:
-            with self._lock:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(n, thread_name_prefix="embed")
-        return self._pool
 
     def _run(self, encodings: list[Any]) -> np.ndarray:
         width = max(len(e.ids) for e in encodings)

@@ -135,8 +135,8 @@ def discover(
     seen_real: set[str] = set()
     skip_dirs = {_real(index_dir)} if index_dir is not None else set()
 
-    def add(path: Path) -> None:
-        source = _inside(path, root)
+    def add(path: Path, source: str | None) -> None:
+        """Take ``path`` (named ``source`` relative to the root, None if outside) or say why not."""
         if source is None:
             skipped.append((str(path), f"outside the corpus root {root}"))
             return
@@ -176,10 +176,10 @@ def discover(
                 continue
             scopes.append("" if rel == "." else rel + "/")
             for file in _walk(path, skipped, skip_dirs):
-                add(file)
+                add(file, _inside(file, root))
         elif path.is_file():
-            add(path)
             rel = _inside(path, root)
+            add(path, rel)
             if rel is not None:
                 scopes.append(rel)
         elif path.is_symlink():
