@@ -10,13 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.assistant import Assistant
 from rag.index.catalog_vectors import CatalogVectors
 from rag.index.folder import Index
 from rag.index.vectors import ChromaStore
 from rag.retrieval.hybrid import Filters
 
 from .conftest import make_settings
-from .test_index_sharing import open_tiny
+from .test_index_sharing import TinyEmbedder, open_tiny
 
 QUESTIONS = ["What share of microelectronics came from China?", "Who commands U.S. European Command?",
              "What did Russia build with the imports?", "satellites and space capabilities", "Blinken allies"]
@@ -86,3 +87,37 @@ def test_a_reader_sees_the_next_commit(tmp_path: Path) -> None:
     hits = reader.retriever.retrieve(question)
     assert [h.source for h in hits] == ["b.txt"]
     assert hits[0].document_text[hits[0].chunk.start : hits[0].chunk.end] == hits[0].chunk.text
+
+
+def test_a_reader_moves_to_chroma_once_writers_outgrow_exact_search(tmp_path: Path) -> None:
+    """A long-running reader (``rag serve``) opened on a small index switches to Chroma when the
+    index grows past the threshold, and keeps seeing every later commit there."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("The harbour was rebuilt in 1887 by the council.\n", encoding="utf-8")
+    writer = open_tiny(tmp_path / "idx", corpus_dir=corpus, create=True)
+    writer.ingest([corpus])
+    limit = writer.index.catalog.sentence_count() + 1
+    settings = make_settings(tmp_path / "idx", corpus_dir=corpus, retrieval={"exact_search_max_vectors": limit})
+    reader = Assistant.open(settings=settings, embedder=TinyEmbedder(), answerer=None)  # type: ignore[arg-type]
+    assert isinstance(reader.index.store, CatalogVectors)
+
+    def sources(question: str) -> list[str]:
+        return [h.source for h in reader.retriever.retrieve(question)]
+
+    (corpus / "b.txt").write_text("The old mill burned down in 1901.\n", encoding="utf-8")
+    writer.ingest([corpus])
+    assert writer.index.catalog.sentence_count() == limit
+    assert sources("The old mill burned down in 1901")[0] == "b.txt"
+    assert isinstance(reader.index.store, CatalogVectors)  # at the threshold: still exact
+
+    (corpus / "c.txt").write_text("A ferry crosses the fjord each hour. It carries forty cars.\n", encoding="utf-8")
+    writer.ingest([corpus])
+    assert sources("A ferry crosses the fjord each hour")[0] == "c.txt"
+    assert isinstance(reader.index.store, ChromaStore)
+
+    (corpus / "d.txt").write_text("The lighthouse keeper retired in 1950.\n", encoding="utf-8")
+    writer.ingest([corpus])
+    assert sources("The lighthouse keeper retired in 1950")[0] == "d.txt"
+    reader.close()
+    writer.close()

@@ -7,7 +7,8 @@ reopen, no stale client. A reader uses it
 - for a small index (``retrieval.exact_search_max_vectors``, default 20,000 sentence vectors,
   about 10,000 chunks): one matrix product is exact where HNSW is approximate, costs well under
   a millisecond at that size, and a ``rag ask`` process then never imports chromadb (0.4 s of
-  its start-up) or opens a client;
+  its start-up) or opens a client; a reader opened while the index was small moves to Chroma
+  once writers grow it past that (``Index.query_vectors``, checked once per generation);
 - on a folder it may not write (a read-only mount, another user's index), where embedded
   Chroma cannot open at all (it writes its SQLite file even to answer a query);
 - for one question, when its Chroma client fails (``Index.query_vectors``).

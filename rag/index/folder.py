@@ -199,10 +199,17 @@ class Index:
         self._fallback: CatalogVectors | None = None
         self._store_generation = catalog.generation
         self._writer_token = uuid.uuid4().hex
-        self._embedded_key = os.path.realpath(self.dir) if reopen_store is not None else None
-        if self._embedded_key is not None:
-            with _EMBEDDED_LOCK:
-                _EMBEDDED_USERS[self._embedded_key] = _EMBEDDED_USERS.get(self._embedded_key, 0) + 1
+        self._embedded_key: str | None = None
+        self._may_outgrow = False  # a reader on the catalog's vectors, chosen by the index's size
+        self._sized_generation = catalog.generation
+        if reopen_store is not None:
+            self._share_embedded()
+
+    def _share_embedded(self) -> None:
+        """Count this Index among the users of its folder's embedded Chroma client."""
+        self._embedded_key = os.path.realpath(self.dir)
+        with _EMBEDDED_LOCK:
+            _EMBEDDED_USERS[self._embedded_key] = _EMBEDDED_USERS.get(self._embedded_key, 0) + 1
 
     @classmethod
     def open(
@@ -227,10 +234,13 @@ class Index:
         if readonly:
             catalog = Catalog(index_dir, create=False, readonly=True)
             embedder = embedder or _make_embedder(settings, catalog)
-            store, reopen = store, None
-            if store is None:
+            chosen = store is None
+            if chosen:
                 store, reopen = _reader_store(settings, catalog)
+            else:
+                reopen = None
             index = cls(settings, catalog, store, embedder, False, reopen_store=reopen)
+            index._may_outgrow = chosen and isinstance(store, CatalogVectors)
             index._check_model()
             return index
         lock = WriterLock(index_dir, settings.write_lock)
@@ -319,6 +329,8 @@ class Index:
     def query_vectors(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[Any]:
         """``store.query``, on a client that has seen the catalog's current generation."""
         generation = self.catalog.generation
+        if self._may_outgrow and generation != self._sized_generation:
+            self._outgrow_exact_search(generation)
         if self._reopen_store is None:
             return self.store.query(vector, k, where)
         with self._store_lock:
@@ -342,6 +354,23 @@ class Index:
                 except StoreError as again:
                     logger.warning("%s; answering from the catalog's vectors", again)
                     return self._catalog_vectors().query(vector, k, where)
+
+    def _outgrow_exact_search(self, generation: int) -> None:
+        """Move a reader from the catalog's vectors to Chroma once writers have grown the index
+        past ``retrieval.exact_search_max_vectors`` (checked once per catalog generation): a
+        long-running ``rag serve`` would otherwise keep multiplying an ever larger matrix."""
+        with self._store_lock:
+            if not self._may_outgrow or generation == self._sized_generation:
+                return
+            self._sized_generation = generation
+            store, reopen = _reader_store(self.settings, self.catalog)
+            if isinstance(store, CatalogVectors):  # still small, or Chroma cannot open here
+                return
+            logger.info("index %s outgrew exact search: searching Chroma from now on", self.dir)
+            self.store, self._reopen_store, self._may_outgrow = store, reopen, False
+            self._store_generation = generation
+            if reopen is not None:
+                self._share_embedded()
 
     def _catalog_vectors(self) -> CatalogVectors:
         """The fallback for a failed Chroma query, made on first use; it reloads the vectors
