@@ -14,7 +14,7 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import ConfigError, StoreError
-from rag.index.embedding import OnnxEmbedder, default_model_path, export_dir, source_key
+from rag.index.embedding import EXPORT_FORMAT, META_FILE, OnnxEmbedder, default_model_path, export_dir, prune_stale_exports, source_key
 from tests.conftest import ROOT, make_settings
 
 TEXTS = [
@@ -87,6 +87,33 @@ def test_changed_weights_get_a_new_export_folder(tmp_path: Path) -> None:
     config.write_text(config.read_text() + " ")
     assert source_key(source) != key
     assert export_dir(source, "fp32", tmp_path) != export_dir(source, "int8", tmp_path)
+
+
+def test_a_new_export_removes_the_ones_it_makes_stale(tmp_path: Path) -> None:
+    """Each reinstall or fresh checkout exports again (the key holds the files' mtimes); the
+    exports nobody can ask for again go, the others stay."""
+    import json
+
+    live, gone = tmp_path / "live-model", tmp_path / "deleted-checkout"
+    live.mkdir()
+    cache = tmp_path / "cache"
+
+    def cached(name: str, source: Path, variant: str = "int8", fmt: int = EXPORT_FORMAT) -> Path:
+        folder = cache / name
+        folder.mkdir(parents=True)
+        (folder / META_FILE).write_text(json.dumps({"format": fmt, "variant": variant, "source": str(source)}))
+        return folder
+
+    current = cached("model-int8-new", live)
+    older = cached("model-int8-old", live)  # same model folder and variant: replaced
+    other_variant = cached("model-fp32-old", live, "fp32")
+    orphan = cached("model-int8-gone", gone)  # its model folder no longer exists
+    old_format = cached("model-fp32-fmt", live, "fp32", EXPORT_FORMAT - 1)
+    other_model = cached("other-int8-x", tmp_path)  # another model that still exists
+    writing = cache / "model-int8-half"  # no embedding.json yet: another process may be writing it
+    writing.mkdir()
+    assert sorted(prune_stale_exports(current)) == sorted([older, orphan, old_format])
+    assert sorted(p.name for p in cache.iterdir()) == sorted(p.name for p in (current, other_variant, other_model, writing))
 
 
 def test_a_broken_cached_export_is_named(embedder: OnnxEmbedder, tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -131,6 +132,33 @@ def build_export(source: Path, variant: str, out: Path) -> None:
         raise ConfigError(f"embedding model {source} could not be exported to ONNX: {last}")
 
 
+def prune_stale_exports(current: Path) -> list[Path]:
+    """Delete the cached exports that ``current`` (a fresh export) makes stale; returns them.
+
+    Stale: another export of the same model folder in the same variant (its weights changed, or
+    the package was reinstalled: the key moved on), an export whose model folder is gone (a
+    deleted checkout or virtual environment), or one in an older export format. Folders without
+    a readable ``embedding.json`` are left alone: another process may be writing them.
+    """
+    mine = json.loads((current / META_FILE).read_text(encoding="utf-8"))
+    removed: list[Path] = []
+    for folder in sorted(current.parent.iterdir()):
+        if folder == current or not (folder / META_FILE).is_file():
+            continue
+        try:
+            meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+            source, variant, fmt = meta["source"], meta["variant"], meta["format"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        replaced = source == mine.get("source") and variant == mine.get("variant")
+        if replaced or fmt != EXPORT_FORMAT or not Path(source).is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    if removed:
+        logger.info("removed %d stale embedding export(s) from %s", len(removed), current.parent)
+    return removed
+
+
 class OnnxEmbedder:
     """Loads (exporting if needed) the model once, lazily; thread-safe; one runtime session.
 
@@ -174,6 +202,7 @@ class OnnxEmbedder:
             folder = export_dir(source, self.variant, self.cache_dir)
             if not (folder / META_FILE).is_file():
                 build_export(source, self.variant, folder)
+                prune_stale_exports(folder)
             self._open(folder)
 
     def _open(self, folder: Path) -> None:

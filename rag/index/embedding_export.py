@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.domain import file_sha256
-from rag.index.embedding import EXPORT_FORMAT, META_FILE, VARIANTS, default_cache_dir, export_dir, resolve_model
+from rag.index.embedding import EXPORT_FORMAT, META_FILE, VARIANTS, default_cache_dir, export_dir, prune_stale_exports, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             meta = export(source, variant, target)
+            if not out:
+                prune_stale_exports(target)
             print(f"{target}: {variant}, cosine to sentence-transformers >= {meta['min_cosine_to_sentence_transformers']}")
     except Exception as e:  # one line for the parent process to report
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
