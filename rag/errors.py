@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 
 class RagError(Exception):
@@ -41,3 +43,16 @@ def disk_hint(folder: Path) -> str:
     except OSError:
         return ""
     return f" (only {free // 1024} KB free on its disk)" if free < 1_000_000 else ""
+
+
+def read_json_object(path: Path, what: str, error: type[RagError] = RagError) -> dict[str, Any]:
+    """A JSON object from ``path``; a missing or malformed file is an ``error`` naming it as ``what``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{what} {path} not found") from None
+    except (OSError, ValueError) as e:
+        raise error(f"{what} {path} cannot be read ({e})") from e
+    if not isinstance(data, dict):
+        raise error(f"{what} {path} must hold a JSON object")
+    return data

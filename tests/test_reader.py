@@ -109,7 +109,7 @@ def test_reader_refuses_a_model_folder_that_does_not_match(tiny_model: Path, tmp
     (bad / "reader.json").write_text("{not json")
     broken = SpanReader(bad)
     assert broken.calibrated_threshold() is None  # the error comes on first use, in one line
-    with pytest.raises(ReaderError, match=r"reader\.json: not valid JSON"):
+    with pytest.raises(ReaderError, match=r"reader model file .*reader\.json cannot be read \(Expecting"):
         broken.read("q?", ["a passage."])
     (bad / "model.onnx").unlink()
     with pytest.raises(ReaderError, match="model.onnx is missing"):

@@ -14,7 +14,6 @@ outputs; loading checks them, and the card's SHA-256 against the file.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.errors import RagError
+from rag.errors import RagError, read_json_object
 from rag.inference import pass_pool, single_core_session
 
 logger = logging.getLogger(__name__)
@@ -87,16 +86,7 @@ class SpanReader:
     def _meta(self) -> dict[str, Any]:
         """The model folder's ``reader.json``, read once."""
         if self._meta_cache is None:
-            path = self.model_dir / "reader.json"
-            try:
-                meta = json.loads(path.read_text(encoding="utf-8"))
-            except OSError as e:
-                raise ReaderError(f"reader model folder {self.model_dir}: reader.json cannot be read ({e.strerror or e})") from e
-            except ValueError as e:
-                raise ReaderError(f"reader model {path}: not valid JSON ({e})") from e
-            if not isinstance(meta, dict):
-                raise ReaderError(f"reader model {path}: expected a JSON object, got {type(meta).__name__}")
-            self._meta_cache = meta
+            self._meta_cache = read_json_object(self.model_dir / "reader.json", "reader model file", ReaderError)
         return self._meta_cache
 
     def _load(self) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 from rag.assistant import Assistant
 from rag.config import Settings
 from rag.domain import content_hash
-from rag.errors import RagError
+from rag.errors import RagError, read_json_object
 from rag.evals.gold import GoldItem, GoldSet, load_gold, locate_evidence
 from rag.evals.metrics import (
     DEFAULT_K,
@@ -234,19 +234,6 @@ def read_answers(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def read_json(path: Path, what: str) -> dict[str, Any]:
-    """A JSON object from ``path``; a missing or malformed file is a RagError naming it."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RagError(f"{what} {path} not found") from None
-    except (OSError, ValueError) as e:
-        raise RagError(f"{what} {path} cannot be read ({e})") from e
-    if not isinstance(data, dict):
-        raise RagError(f"{what} {path} must hold a JSON object")
-    return data
-
-
 # -- scoring -----------------------------------------------------------------------------------
 def sources_used(records: Sequence[dict[str, Any]], gold: Sequence[GoldItem]) -> list[str]:
     """Every document a record cites or retrieves, or a gold item names as evidence."""
@@ -355,7 +342,7 @@ def rescore_run(
     The gold file and the corpus (or index) default to the ones ``run.json`` recorded, resolved
     relative to the run folder.
     """
-    run = read_json(run_dir / RUN_FILE, "run file")
+    run = read_json_object(run_dir / RUN_FILE, "run file")
     records = read_answers(run_dir / ANSWERS_FILE)
 
     def recorded(key: str) -> Path | None:
@@ -381,7 +368,7 @@ def rescore_run(
 
 def load_baseline(path: Path) -> dict[str, Any]:
     """A baseline ``metrics.json``: its ``metrics`` and per-item ``items`` (RagError if unusable)."""
-    data = read_json(path, "baseline")
+    data = read_json_object(path, "baseline")
     if not isinstance(data.get("metrics"), dict):
         raise RagError(f"baseline {path} has no 'metrics' object; is it a metrics.json of `rag eval`?")
     data.setdefault("items", {})
