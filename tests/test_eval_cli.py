@@ -204,6 +204,22 @@ def test_squad_converter_keeps_offsets_exact(tmp_path: Path) -> None:
     assert again.exit_code == EXIT_ERROR and "pass --force" in again.stderr
 
 
+@pytest.mark.parametrize(("content", "expected"), [
+    (None, "not found"),
+    ('{"data": [', "cannot be read (Expecting value"),
+    ('[1, 2]', "must hold a JSON object"),
+    ('{"version": "v2.0"}', "has no 'data' list of articles"),
+])
+def test_squad_converter_names_a_bad_file_in_one_line(tmp_path: Path, content: str | None, expected: str) -> None:
+    source = tmp_path / "squad.json"
+    if content is not None:
+        source.write_text(content, encoding="utf-8")
+    result = rag("squad", source, "--out", tmp_path / "out")
+    assert result.exit_code == EXIT_ERROR
+    assert result.stderr.count("\n") == 1 and f"SQuAD file {source} {expected}" in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.skipif(not SQUAD_JSON.exists(), reason="the shared SQuAD slice is not here")
 def test_squad_converter_on_the_public_slice(tmp_path: Path) -> None:
     result = rag("squad", SQUAD_JSON, "--out", tmp_path)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag.errors import RagError
+from rag.errors import RagError, read_json_object
 from rag.evals.normalize import normalize_answer
 
 logger = logging.getLogger(__name__)
@@ -107,13 +107,7 @@ def _file_name(index: int, title: str) -> str:
 
 
 def _load(path: Path) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SquadError(f"SQuAD file {path} not found") from None
-    except (OSError, ValueError) as e:
-        raise SquadError(f"SQuAD file {path} cannot be read as JSON ({e})") from e
-    articles = data.get("data") if isinstance(data, dict) else None
+    articles = read_json_object(path, "SQuAD file", SquadError).get("data")
     if not isinstance(articles, list) or not articles:
         raise SquadError(f"SQuAD file {path} has no 'data' list of articles")
     return articles
