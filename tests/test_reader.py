@@ -377,3 +377,28 @@ def test_gpu_round_trip(tmp_path: Path) -> None:
     assert export.returncode == 0, export.stderr[-2000:]
     spans = SpanReader(model).read("When was the river Ulva3 bridged?", ["The river Ulva3 was bridged in 1813 by the engineer Mara Holt1."])
     assert spans[0] and all(s.text for s in spans[0])
+
+
+def test_checkpoints_average_parameter_by_parameter(tmp_path: Path) -> None:
+    """``--export --weights A,B`` exports the mean of A's and B's parameters; a checkpoint of
+    another shape is refused, naming its file."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "training"))
+    from train_reader import load_weights
+
+    def save(name: str, value: float, args: dict, extra: bool = False) -> Path:
+        model = {"w": torch.full((2, 3), value), "ids": torch.arange(4)}
+        if extra:
+            model["more"] = torch.zeros(1)
+        torch.save({"model": model, "args": args, "steps": 7}, tmp_path / name)
+        return tmp_path / name
+
+    a, b = save("a.pt", 1.0, {"examples": 10}), save("b.pt", 4.0, {"examples": 20})
+    assert load_weights([a])["model"]["w"].tolist() == [[1.0] * 3] * 2
+    both = load_weights([a, b])
+    assert both["model"]["w"].tolist() == [[2.5] * 3] * 2
+    assert both["model"]["ids"].dtype == torch.int64 and both["model"]["ids"].tolist() == [0, 1, 2, 3]
+    assert both["args"] == {"examples": 20, "averaged": ["a.pt", "b.pt"]} and both["steps"] == 7
+    with pytest.raises(SystemExit, match="c.pt: its parameters are not those of"):
+        load_weights([a, save("c.pt", 0.0, {}, extra=True)])

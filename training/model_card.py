@@ -90,7 +90,10 @@ def main() -> None:
         "",
         "```bash",
         command,
-        "scripts/ship_reader.sh  # export, measure, calibrate the refusal threshold, write this card",
+        *([f"scripts/ship_reader.sh {','.join('~/.cache/rag-cite/reader/' + n for n in train['averaged'])}"
+           "  # the parameters of these checkpoints averaged, then export, measure, calibrate, write this card"]
+          if train.get("averaged") else
+          ["scripts/ship_reader.sh  # export, measure, calibrate the refusal threshold, write this card"]),
         "```",
         "",
         f"Settings: {json.dumps({k: train[k] for k in ('examples', 'epochs', 'batch', 'lr', 'max_len', 'p_other', 'p_window', 'p_swap', 'slice_repeat', 'has_weight', 'seed') if k in train})}.",

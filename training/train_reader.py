@@ -447,12 +447,28 @@ class _Exportable(nn.Module):
         return self.reader(input_ids, attention_mask, token_type_ids, context_mask)
 
 
+def load_weights(paths: list[str | Path]) -> dict:
+    """A final.pt's contents; given several, their parameters averaged (checkpoints of one training
+    run, e.g. the ends of two learning-rate cycles: a free ensemble at no cost per question). The
+    training arguments are the last file's, with the averaged files listed under ``averaged``."""
+    states = [torch.load(p, map_location="cpu", weights_only=False) for p in paths]
+    if len(states) == 1:
+        return states[0]
+    keys = set(states[0]["model"])
+    for path, st in zip(paths[1:], states[1:]):
+        if set(st["model"]) != keys:
+            raise SystemExit(f"{path}: its parameters are not those of {paths[0]}; only one model's checkpoints average")
+    model = {k: torch.stack([st["model"][k].float() for st in states]).mean(0).to(states[0]["model"][k].dtype)
+             for k in states[0]["model"]}
+    args = dict(states[-1]["args"], averaged=[Path(p).name for p in paths])
+    return {"model": model, "args": args, "steps": states[-1]["steps"]}
+
+
 def export(args: argparse.Namespace) -> None:
     """Write model.onnx (int8, dynamic quantisation), tokenizer.json and reader.json to ``--export``."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    src = Path(args.weights) if args.weights else Path(args.cache) / "final.pt"
-    state = torch.load(src, map_location="cpu", weights_only=False)
+    state = load_weights(args.weights.split(",") if args.weights else [Path(args.cache) / "final.pt"])
     model = build_model(args.backbone)
     model.load_state_dict(state["model"])
     model.eval()
@@ -509,7 +525,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     ap.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--export", help="write the int8 ONNX artifact to this folder (after training)")
-    ap.add_argument("--weights", help="with --export: a final.pt other than the cache's")
+    ap.add_argument("--weights", help="with --export: a final.pt other than the cache's; several, comma-separated, are averaged")
     ap.add_argument("--keep-fp32", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
