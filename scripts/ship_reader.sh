@@ -3,7 +3,8 @@
 #
 #   scripts/ship_reader.sh [WEIGHTS] [NOTE]
 #
-# WEIGHTS: a final.pt from training/train_reader.py (default ~/.cache/rag-cite/reader/final.pt).
+# WEIGHTS: a final.pt from training/train_reader.py (default ~/.cache/rag-cite/reader/final.pt), or several
+# of one run, comma-separated, whose parameters are averaged (the curve is copied from the last one's folder).
 # NOTE: a sentence for the model card about this run (budgets changed on resume, ...).
 #
 # 1. export the int8 ONNX model, tokenizer and reader.json to rag/answering/reader_model/;

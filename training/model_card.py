@@ -60,6 +60,9 @@ def main() -> None:
                f"--seed {train['seed']} --max-len {train['max_len']} --batch {train['batch']} --lr {train['lr']}"
                + (f" --epochs {train['epochs']}" if train.get("epochs", 1) > 1 else "")
                + (f" --device {train['device']}" if train.get("device", "cpu") != "cpu" else ""))
+    averaged = ",".join("~/.cache/rag-cite/reader/" + name for name in train.get("averaged", ()))
+    ship = (f"scripts/ship_reader.sh {averaged}  # these checkpoints' parameters averaged, then: " if averaged
+            else "scripts/ship_reader.sh  # ") + "export, measure, calibrate the refusal threshold, write this card"
     lines = [
         "# Reader model card",
         "",
@@ -90,10 +93,7 @@ def main() -> None:
         "",
         "```bash",
         command,
-        *([f"scripts/ship_reader.sh {','.join('~/.cache/rag-cite/reader/' + n for n in train['averaged'])}"
-           "  # the parameters of these checkpoints averaged, then export, measure, calibrate, write this card"]
-          if train.get("averaged") else
-          ["scripts/ship_reader.sh  # export, measure, calibrate the refusal threshold, write this card"]),
+        ship,
         "```",
         "",
         f"Settings: {json.dumps({k: train[k] for k in ('examples', 'epochs', 'batch', 'lr', 'max_len', 'p_other', 'p_window', 'p_swap', 'slice_repeat', 'has_weight', 'seed') if k in train})}.",
