@@ -1,4 +1,4 @@
-"""I/O records shared by every interface: the answer record of ``shared/specs/answer-json.md``.
+"""I/O records shared by every interface: the answer record of ``docs/answer-json.md``.
 
 These are frozen pydantic models because they cross process boundaries (JSON on the CLI, the
 UI's API, ``answers.jsonl`` of the eval harness). Field names are fixed by the spec; extra

@@ -28,7 +28,7 @@ def client(app: RunningApp) -> Client:
 
 def test_ask_returns_the_answer_record_with_verified_citations(client: Client, app: RunningApp) -> None:
     record = client.predict(QUESTION, api_name="/ask")
-    answer = Answer.model_validate(record)  # the fields of shared/specs/answer-json.md
+    answer = Answer.model_validate(record)  # the fields of docs/answer-json.md
     assert answer.short_answer == "90%" and not answer.refused
     assert {"question", "standalone_question", "answer", "short_answer", "refused", "citations", "timings_ms"} <= set(record)
     for c in answer.citations:

@@ -308,7 +308,7 @@ class ChatApp:
         date_to: str | None = None,
         answerer: str | None = None,
     ) -> dict[str, Any]:
-        """Answer a question and return the answer record (shared/specs/answer-json.md) as a dict.
+        """Answer a question and return the answer record (docs/answer-json.md) as a dict.
 
         Args:
             question: the question; a follow-up is read in the light of `history`.

@@ -17,7 +17,7 @@ from rag.cli.common import EXIT_REGRESSION, fail, settings_from_env
 from rag.errors import RagError
 from rag.evals.metrics import DEFAULT_K, DEFAULT_TOLERANCE, METRICS
 
-GoldArg = Annotated[Path, typer.Argument(help="gold questions, JSONL (shared/specs/gold-format.md)")]
+GoldArg = Annotated[Path, typer.Argument(help="gold questions, JSONL (docs/gold-format.md)")]
 BaselineOpt = Annotated[
     Path | None, typer.Option("--baseline", "-b", help="a metrics.json to compare against; a regression exits 4")
 ]

@@ -1,4 +1,4 @@
-"""Gold questions for the eval harness, read from JSONL (``shared/specs/gold-format.md``).
+"""Gold questions for the eval harness, read from JSONL (``docs/gold-format.md``).
 
 One JSON object a line::
 
