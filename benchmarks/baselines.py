@@ -25,8 +25,6 @@ import shutil
 from pathlib import Path
 from typing import Any, Protocol
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 Record = dict[str, Any]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator

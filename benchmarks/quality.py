@@ -17,12 +17,10 @@ only for this project's refusals):
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from rag.evals.gold import GoldItem, load_gold, locate_evidence
 from rag.evals.metrics import aggregate, contains_answer, percentile, record_retrieved, score_item

@@ -29,7 +29,6 @@ from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
 
 from rag.answering.span_answerer import Choice, ReaderAnswerer, choose, confidence  # noqa: E402

@@ -16,13 +16,10 @@ import os
 import resource
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rag.assistant import Assistant  # noqa: E402
 from rag.config import Settings  # noqa: E402

@@ -31,13 +31,11 @@ import hashlib
 import json
 import random
 import re
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from rag.ingest.chunking import chunk_document
 

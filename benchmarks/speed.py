@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag import OFFLINE_ENVIRONMENT
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = ROOT / "benchmarks" / "worker.py"
 BIN = Path(sys.executable).parent
@@ -67,8 +69,7 @@ def settle(calm: Calm | None) -> float:
 def child_env() -> dict[str, str]:
     """The environment for measured processes: offline, no telemetry, no RAG_* overrides."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update(HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", ANONYMIZED_TELEMETRY="False",
-               GRADIO_ANALYTICS_ENABLED="False", TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
+    env.update(OFFLINE_ENVIRONMENT, TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
     return env
 
 

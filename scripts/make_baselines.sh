@@ -9,7 +9,6 @@
 # Review the diff of evals/baselines/*/metrics.json and report.md before committing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 ANONYMIZED_TELEMETRY=False
 # A baseline is made with the default settings: drop any RAG_* overrides from the environment.
 while IFS= read -r var; do unset "$var"; done < <(env | sed -n 's/^\(RAG_[A-Za-z0-9_]*\)=.*/\1/p')
 

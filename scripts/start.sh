@@ -3,6 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh llm
-export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 GRADIO_ANALYTICS_ENABLED=False
 .venv/bin/rag ingest corpus || [ $? -eq 3 ]   # 3 = some files skipped; the rest is indexed
 exec .venv/bin/rag serve "$@"

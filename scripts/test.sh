@@ -5,7 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh llm,test
-export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 GRADIO_ANALYTICS_ENABLED=False ANONYMIZED_TELEMETRY=False
 if [ ! -x /usr/bin/chromium ]; then
   echo "test: installing Debian chromium for the browser tests" >&2
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
@@ -15,7 +14,7 @@ fi
 # A real `chroma run` server on 127.0.0.1 for the server-mode tests; stopped on exit.
 chroma_dir="$(mktemp -d)"
 port="$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-.venv/bin/chroma run --path "$chroma_dir" --host 127.0.0.1 --port "$port" >"$chroma_dir.log" 2>&1 &
+ANONYMIZED_TELEMETRY=False .venv/bin/chroma run --path "$chroma_dir" --host 127.0.0.1 --port "$port" >"$chroma_dir.log" 2>&1 &
 chroma_pid=$!
 trap 'kill $chroma_pid 2>/dev/null; wait $chroma_pid 2>/dev/null; rm -rf "$chroma_dir" "$chroma_dir.log"' EXIT
 for _ in $(seq 1 60); do

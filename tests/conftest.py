@@ -8,14 +8,9 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-
-
-from rag.config import Settings  # noqa: E402
-from rag.index.embedding import OnnxEmbedder  # noqa: E402
+# Importing rag sets the offline environment (rag/__init__.py) before any model or gradio loads.
+from rag.config import Settings
+from rag.index.embedding import OnnxEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,11 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from rag.assistant import Assistant  # noqa: E402
-from rag.config import Settings  # noqa: E402
+from rag.assistant import Assistant
+from rag.config import Settings
 
 QUESTIONS = [
     "When was the harbour rebuilt?",

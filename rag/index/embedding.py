@@ -42,8 +42,6 @@ from rag.inference import pass_pool, single_core_session
 
 logger = logging.getLogger(__name__)
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 VARIANTS = ("fp32", "int8")
