@@ -102,7 +102,7 @@ def retrieval(embedder: Any, corpus: Path, gold_path: Path, work: Path) -> dict[
         spans = evidence.get(item.id) or []
         if not spans:
             continue
-        hits = assistant.retriever.retrieve(item.question)
+        hits = assistant.retriever.retrieve(assistant.query(item.question))
         ranks.append(next((r for r, h in enumerate(hits, 1)
                            if any(DocSpan(h.source, h.chunk.start, h.chunk.end).overlaps(e) for e in spans)), None))
     assistant.close()

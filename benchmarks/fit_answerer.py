@@ -84,9 +84,11 @@ def collect(assistant: Assistant, questions: list[dict], top_k: int) -> list[dic
     answerer = ExtractiveAnswerer(assistant.settings.answer)
     rows = []
     started = time.perf_counter()
+    from rag.query import Query
+
     vectors = assistant.index.embedder.embed([q["question"] for q in questions])  # one batched encode
     for n, (q, vector) in enumerate(zip(questions, vectors)):
-        hits = assistant.retriever.retrieve(q["question"], top_k=top_k, query_vector=vector)
+        hits = assistant.retriever.retrieve(Query(q["question"], q["question"], vector, top_k=top_k))
         scored = answerer.score_sentences(q["question"], hits, vector)
         required = requirement(q["question"])
         p0, p1 = q["paragraph"]

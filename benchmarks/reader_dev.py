@@ -85,8 +85,7 @@ def collect(args: argparse.Namespace) -> None:
     for n, item in enumerate(gold):
         q = item.question
         t = time.perf_counter()
-        qvec = assistant.index.embed_query(q)
-        hits = assistant.retriever.retrieve(q, None, None, qvec)
+        hits = assistant.retriever.retrieve(assistant.query(q))
         props = answerer.propose(q, hits)
         times.append((time.perf_counter() - t) * 1000)
         # A hit's term statistics read the catalog lazily (unpicklable, and not needed to replay).

@@ -43,7 +43,7 @@ def main() -> None:
     spans, _ = locate_evidence(items, text_of)
     ranks: list[int | None] = []
     for item in items[:: args.every]:
-        hits = assistant.retriever.retrieve(item.question, top_k=5)
+        hits = assistant.retriever.retrieve(assistant.query(item.question, top_k=5))
         evidence = spans.get(item.id) or []
         rank = next((r for r, h in enumerate(hits, 1) if any(
             e.source == h.source and h.chunk.start < e.end and e.start < h.chunk.end for e in evidence)), None)
@@ -57,7 +57,7 @@ def main() -> None:
         assistant.ask(item.question)
         ask_ms.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
-        assistant.retriever.retrieve(item.question)
+        assistant.retriever.retrieve(assistant.query(item.question))
         retrieve_ms.append((time.perf_counter() - started) * 1000)
     n = len(ranks)
     result = {

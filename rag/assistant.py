@@ -14,7 +14,7 @@ import time
 import unicodedata
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from rag.answering.llm.generative import GenerativeAnswerer
 from rag.answering.rewrite import Rewrite, rewrite_parts
 from rag.config import Settings
 from rag.domain import DocumentInfo, Hit
-from rag.errors import QueryError
+from rag.errors import ConfigError, QueryError, RagError
 from rag.index.embedding import Embedder
 from rag.index.folder import Index
 from rag.ingest.pipeline import IngestReport, ProgressFn, ingest
@@ -37,11 +37,54 @@ logger = logging.getLogger(__name__)
 
 
 class Answerer(Protocol):
-    """Turns a standalone question and its retrieved passages into a draft answer."""
+    """Turns a standalone question and its retrieved passages into a draft answer.
+
+    An answerer may also condense follow-ups (``Condenses``), stream its answer (``Streams``)
+    and hold resources to release (``Closes``); the Assistant uses each when it is there.
+    """
 
     name: str
 
     def answer(self, question: str, hits: list[Hit], query_vector: np.ndarray) -> Draft: ...
+
+
+@runtime_checkable
+class Condenses(Protocol):
+    """An answerer that rewrites a follow-up into a standalone question itself (an LLM)."""
+
+    def condense(self, question: str, history: list[Turn]) -> str: ...
+
+
+@runtime_checkable
+class Streams(Protocol):
+    """An answerer that yields its text as it is written, then the ``Draft`` last."""
+
+    def stream(self, question: str, hits: list[Hit], query_vector: np.ndarray) -> Iterator[str | Draft]: ...
+
+
+@runtime_checkable
+class Closes(Protocol):
+    """An answerer holding resources (an in-process LLM server) that ``close`` releases."""
+
+    def close(self) -> None: ...
+
+
+def make_answerer(name: str, settings: Settings, extractive: ExtractiveAnswerer) -> Answerer:
+    """The answerer called ``name`` ("extractive", "reader", or an LLM one configured in
+    ``settings``), or ConfigError naming what is missing. The one factory the Assistant and the
+    UI use; ``extractive`` is the fallback an LLM answerer refuses or falls back with."""
+    if name == "extractive":
+        return extractive
+    if name == "reader":
+        return ReaderAnswerer(settings.answer)
+    try:
+        configured = settings if name == settings.answer.answerer else settings.with_overrides(answer={"answerer": name})
+        return GenerativeAnswerer.from_settings(configured, fallback=extractive)
+    except RagError:
+        raise
+    except Exception as e:  # a missing optional package or an unconfigured model
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ConfigError(f"the {name} answerer is not available: {first_line}") from e
 
 
 HistoryLike = Sequence[Turn | dict[str, Any]]
@@ -89,12 +132,16 @@ def parse_history(history: HistoryLike | None) -> list[Turn]:
 class Assistant:
     """Ask questions of one index; see the module docstring."""
 
-    def __init__(self, index: Index, answerer: Answerer | None = None) -> None:
+    def __init__(self, index: Index, answerer: Answerer | str | None = None) -> None:
+        """``answerer``: an Answerer, the name of one to build (``make_answerer``), or None for
+        the one ``settings.answer.answerer`` names."""
         self.index = index
         self.settings = index.settings
         self.retriever = Retriever(index, self.settings.retrieval)
         self.extractive = ExtractiveAnswerer(self.settings.answer)
-        self.answerer: Answerer = answerer or self._configured_answerer()
+        if answerer is None or isinstance(answerer, str):
+            answerer = make_answerer(answerer or self.settings.answer.answerer, self.settings, self.extractive)
+        self.answerer: Answerer = answerer
 
     @classmethod
     def open(
@@ -102,7 +149,7 @@ class Assistant:
         index_dir: str | Path | None = None,
         settings: Settings | None = None,
         create: bool = False,
-        answerer: Answerer | None = None,
+        answerer: Answerer | str | None = None,
         embedder: Embedder | None = None,
         readonly: bool | None = None,
     ) -> Assistant:
@@ -117,22 +164,14 @@ class Assistant:
             settings = settings.with_overrides(index_dir=Path(index_dir))
         return cls(Index.open(settings, create=create, embedder=embedder, readonly=readonly), answerer)
 
-    def _configured_answerer(self) -> Answerer:
-        if self.settings.answer.answerer == "extractive":
-            return self.extractive
-        if self.settings.answer.answerer == "reader":
-            return ReaderAnswerer(self.settings.answer)
-        return GenerativeAnswerer.from_settings(self.settings, fallback=self.extractive)
-
     # -- asking -----------------------------------------------------------------------------
     def standalone_question(self, question: str, history: list[Turn]) -> str:
         """The question to search: the follow-up condensed by the LLM, or rewritten by rule."""
         return self._rewrite(question, history).standalone
 
     def _rewrite(self, question: str, history: list[Turn]) -> Rewrite:
-        condense = getattr(self.answerer, "condense", None)
-        if condense is not None and history:
-            standalone = condense(question, history)
+        if isinstance(self.answerer, Condenses) and history:
+            standalone = self.answerer.condense(question, history)
             return Rewrite(standalone, standalone)
         return rewrite_parts(question, history)
 
@@ -184,7 +223,7 @@ class Assistant:
         # the extractive answerer picks its sentence for the focus (see rag.answering.rewrite.Rewrite).
         use_focus = focus != standalone and self.answerer is self.extractive
         focus_arg = Focus(focus, self.index.embed_query(focus)) if use_focus else None
-        streamer = getattr(self.answerer, "stream", None) if stream else None
+        streamer = self.answerer.stream if stream and isinstance(self.answerer, Streams) else None
         answer: Answer | None = None
         # One read snapshot of the catalog for retrieval, answer and gate: a commit landing
         # mid-question must not pair one version's offsets with another version's text.
@@ -287,9 +326,8 @@ class Assistant:
 
     def close(self) -> None:
         """Release the answerer's resources (an in-process LLM server) and this thread's catalog."""
-        closer = getattr(self.answerer, "close", None)
-        if closer is not None and self.answerer is not self.extractive:
-            closer()
+        if isinstance(self.answerer, Closes) and self.answerer is not self.extractive:
+            self.answerer.close()
         self.index.catalog.close()
 
 

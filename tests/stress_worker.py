@@ -117,7 +117,7 @@ def reader(index_dir: Path, registry: Path, out: Path, seconds: float, seed: int
                 counts["reopens"] += 1
             question = rng.choice(QUESTIONS)
             with assistant.index.catalog.snapshot():
-                hits = assistant.retriever.retrieve(question)
+                hits = assistant.retriever.retrieve(assistant.query(question))
             for hit in hits:
                 if hit.document_text[hit.chunk.start : hit.chunk.end] != hit.chunk.text:
                     counts["errors"].append(f"chunk outside its text: {hit.source}")

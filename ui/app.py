@@ -23,8 +23,7 @@ from typing import Any, get_args
 
 import gradio as gr
 
-from rag.answering.span_answerer import ReaderAnswerer
-from rag.assistant import Assistant
+from rag.assistant import Assistant, Streams
 from rag.config import AnswerSettings, Settings
 from rag.errors import ConfigError, RagError
 from rag.records import Answer, Citation
@@ -96,22 +95,8 @@ class ChatApp:
             return self._assistants[name]
 
     def _build_assistant(self, name: str) -> Assistant:
-        if name == "extractive":
-            return Assistant(self.base.index, answerer=self.base.extractive)
-        if name == "reader":
-            reader = self.base.answerer if self.base.answerer.name == "reader" else ReaderAnswerer(self.settings.answer)
-            return Assistant(self.base.index, answerer=reader)
-        try:
-            from rag.answering.llm.generative import GenerativeAnswerer
-
-            configured = self.settings.with_overrides(answer={"answerer": name})
-            answerer = GenerativeAnswerer.from_settings(configured, fallback=self.base.extractive)
-        except RagError:
-            raise
-        except Exception as e:  # a missing optional package or an unconfigured model
-            first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise ConfigError(f"the {name} answerer is not available: {first_line}") from e
-        return Assistant(self.base.index, answerer=answerer)
+        # One factory for every answerer: rag.assistant.make_answerer (ConfigError when unavailable).
+        return Assistant(self.base.index, answerer=name)
 
     def render_chat(self, conversation: Conversation) -> list[dict[str, str]]:
         titles = self.titles()
@@ -225,7 +210,7 @@ class ChatApp:
         filters = make_filters(sources, date_from, date_to)
         assistant = self.assistant_for(answerer)
         args = {"history": history_of(conversation), "filters": filters, "top_k": int(top_k)}
-        if getattr(assistant.answerer, "stream", None) is None:
+        if not isinstance(assistant.answerer, Streams):
             return [assistant.ask(question, **args)]
         return assistant.stream(question, **args)
 
@@ -317,7 +302,7 @@ class ChatApp:
             sources: only search these document sources (corpus-relative paths).
             date_from: only documents dated on or after this day (YYYY-MM-DD).
             date_to: only documents dated on or before this day (YYYY-MM-DD).
-            answerer: "extractive" (default) or a configured LLM answerer.
+            answerer: "reader", "extractive" or a configured LLM answerer (default: the server's RAG_ANSWER__ANSWERER).
         """
         try:
             filters = make_filters(sources, date_from, date_to)
