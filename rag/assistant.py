@@ -31,7 +31,8 @@ from rag.index.embedding import Embedder
 from rag.index.folder import Index
 from rag.ingest.pipeline import IngestReport, ProgressFn, ingest
 from rag.records import Answer, RetrievedPassage, Turn
-from rag.retrieval.hybrid import Filters, Retriever
+from rag.query import Filters, Query
+from rag.retrieval.hybrid import Retriever
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +176,19 @@ class Assistant:
             return Rewrite(standalone, standalone)
         return rewrite_parts(question, history)
 
+    def query(
+        self,
+        question: str,
+        history: HistoryLike | None = None,
+        filters: Filters | None = None,
+        top_k: int | None = None,
+    ) -> Query:
+        """The ``Query`` a question makes: cleaned, rewritten to stand alone, embedded once."""
+        question = clean_question(question, self.settings.answer.max_question_chars)
+        rewritten = self._rewrite(question, parse_history(history))
+        return Query(question, rewritten.standalone, self.index.embed_query(rewritten.standalone), rewritten.focus,
+                     filters or Filters(), top_k)
+
     def ask(
         self,
         question: str,
@@ -213,22 +227,19 @@ class Assistant:
         stream: bool,
     ) -> Iterator[str | Answer]:
         started = time.perf_counter()
-        question = clean_question(question, self.settings.answer.max_question_chars)
-        turns = parse_history(history)
-        rewritten = self._rewrite(question, turns)
-        standalone, focus = rewritten.standalone, rewritten.focus
+        query = self.query(question, history, filters, top_k)
+        question, standalone, query_vector = query.question, query.standalone, query.vector
         t_rewrite = time.perf_counter()
-        query_vector = self.index.embed_query(standalone)
         # A follow-up whose pronoun was resolved has a narrower focus than what was searched;
         # the extractive answerer picks its sentence for the focus (see rag.answering.rewrite.Rewrite).
-        use_focus = focus != standalone and self.answerer is self.extractive
-        focus_arg = Focus(focus, self.index.embed_query(focus)) if use_focus else None
+        use_focus = query.focus != standalone and self.answerer is self.extractive
+        focus_arg = Focus(query.focus, self.index.embed_query(query.focus)) if use_focus else None
         streamer = self.answerer.stream if stream and isinstance(self.answerer, Streams) else None
         answer: Answer | None = None
         # One read snapshot of the catalog for retrieval, answer and gate: a commit landing
         # mid-question must not pair one version's offsets with another version's text.
         with self.index.catalog.snapshot():
-            hits = self.retriever.retrieve(standalone, filters, top_k, query_vector)
+            hits = self.retriever.retrieve(query)
             t_retrieve = time.perf_counter()
             if streamer is None:
                 answer = self._verified(question, standalone, self._answer(standalone, hits, query_vector, focus_arg), hits)
@@ -322,7 +333,7 @@ class Assistant:
         # method needs it (every `rag ask` would pay for it otherwise).
         from rag.retrieval.llamaindex import HybridRetriever
 
-        return HybridRetriever(self.retriever, top_k=top_k, filters=filters)
+        return HybridRetriever(self.retriever, lambda question: self.query(question, filters=filters, top_k=top_k))
 
     def close(self) -> None:
         """Release the answerer's resources (an in-process LLM server) and this thread's catalog."""

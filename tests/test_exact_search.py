@@ -66,10 +66,10 @@ def test_filters_apply_inside_the_exact_search(tmp_path: Path) -> None:
     writer.ingest([corpus])
     reader = open_tiny(tmp_path / "idx", corpus_dir=corpus)
     assert isinstance(reader.index.store, CatalogVectors)
-    assert [h.source for h in reader.retriever.retrieve(line, Filters(sources=("wanted/*",)))] == ["wanted/far.txt"]
-    hits = reader.index.query_vectors(reader.index.embed_query(line), 500, {"source": {"$in": ["other/007.txt"]}})
+    assert [h.source for h in reader.retriever.retrieve(reader.query(line, filters=Filters(sources=("wanted/*",))))] == ["wanted/far.txt"]
+    hits = reader.index.query_vectors(reader.index.embed_query(line), 500, Filters(sources=("other/007.txt",)))
     assert {h.doc_id for h in hits} == {reader.index.catalog.document_by_source("other/007.txt").id}
-    assert reader.index.query_vectors(np.ones(16, np.float32), 5, {"source": {"$in": ["nowhere.txt"]}}) == []
+    assert reader.index.query_vectors(np.ones(16, np.float32), 5, Filters(sources=("nowhere.txt",))) == []
 
 
 def test_a_reader_sees_the_next_commit(tmp_path: Path) -> None:
@@ -80,11 +80,11 @@ def test_a_reader_sees_the_next_commit(tmp_path: Path) -> None:
     writer.ingest([corpus])
     reader = open_tiny(tmp_path / "idx", corpus_dir=corpus)
     question = "The old mill burned down in 1901"
-    assert [h.source for h in reader.retriever.retrieve(question)] == ["a.txt"]
+    assert [h.source for h in reader.retriever.retrieve(reader.query(question))] == ["a.txt"]
     (corpus / "b.txt").write_text("The old mill burned down in 1901 and was never rebuilt.\n", encoding="utf-8")
     (corpus / "a.txt").unlink()
     writer.ingest([corpus], prune=True)
-    hits = reader.retriever.retrieve(question)
+    hits = reader.retriever.retrieve(reader.query(question))
     assert [h.source for h in hits] == ["b.txt"]
     assert hits[0].document_text[hits[0].chunk.start : hits[0].chunk.end] == hits[0].chunk.text
 
@@ -103,7 +103,7 @@ def test_a_reader_moves_to_chroma_once_writers_outgrow_exact_search(tmp_path: Pa
     assert isinstance(reader.index.store, CatalogVectors)
 
     def sources(question: str) -> list[str]:
-        return [h.source for h in reader.retriever.retrieve(question)]
+        return [h.source for h in reader.retriever.retrieve(reader.query(question))]
 
     (corpus / "b.txt").write_text("The old mill burned down in 1901.\n", encoding="utf-8")
     writer.ingest([corpus])

@@ -19,6 +19,7 @@ import pytest
 from rag.assistant import Assistant
 from rag.errors import QueryError, StoreError
 from rag.index.folder import Index, WriterLock
+from rag.index.vectors import chroma_where
 from rag.ingest.readers import read_document
 from rag.retrieval.hybrid import Filters
 
@@ -245,9 +246,9 @@ def test_a_prefix_filter_applies_before_the_top_candidates(tmp_path: Path) -> No
     (corpus / "wanted" / "far.txt").write_text("A quiet meadow lies east of the town.\n", encoding="utf-8")
     a = open_tiny(tmp_path / "idx", corpus_dir=corpus, create=True)
     a.ingest([corpus])
-    hits = a.retriever.retrieve(line, Filters(sources=("wanted/*",)))
+    hits = a.retriever.retrieve(a.query(line, filters=Filters(sources=("wanted/*",))))
     assert [h.source for h in hits] == ["wanted/far.txt"]
-    assert a.retriever._where(Filters(sources=("wanted/*",)), {"x"}) == {"doc_id": {"$in": ["x"]}}
+    assert chroma_where(Filters(sources=("wanted/*",)), {"x"}) == {"doc_id": {"$in": ["x"]}}
 
 
 def test_a_reader_whose_chroma_query_fails_reopens_then_answers_from_the_catalog(seed_copy: Path, embedder) -> None:

@@ -38,7 +38,7 @@ def test_filters_validate_dates() -> None:
 
 
 def test_hybrid_retrieval_finds_the_evidence_chunk(seed_assistant) -> None:  # noqa: ANN001
-    hits = seed_assistant.retriever.retrieve("What share of microelectronics came from China?")
+    hits = seed_assistant.retriever.retrieve(seed_assistant.query("What share of microelectronics came from China?"))
     assert hits and hits[0].source == SEED_SOURCE
     assert any("90% of Russia's microelectronics" in h.chunk.text for h in hits[:2])
     for h in hits:
@@ -49,10 +49,14 @@ def test_hybrid_retrieval_finds_the_evidence_chunk(seed_assistant) -> None:  # n
 
 def test_source_and_date_filters(seed_assistant) -> None:  # noqa: ANN001
     q = "microelectronics imports"
-    assert seed_assistant.retriever.retrieve(q, Filters(sources=("other.txt",))) == []
-    assert seed_assistant.retriever.retrieve(q, Filters(sources=("000_*",)))
-    assert seed_assistant.retriever.retrieve(q, Filters(date_from="2024-04-01", date_to="2024-04-30"))
-    assert seed_assistant.retriever.retrieve(q, Filters(date_from="2025-01-01")) == []
+
+    def retrieve(filters: Filters) -> list:  # noqa: ANN401
+        return seed_assistant.retriever.retrieve(seed_assistant.query(q, filters=filters))
+
+    assert retrieve(Filters(sources=("other.txt",))) == []
+    assert retrieve(Filters(sources=("000_*",)))
+    assert retrieve(Filters(date_from="2024-04-01", date_to="2024-04-30"))
+    assert retrieve(Filters(date_from="2025-01-01")) == []
 
 
 def test_the_catalog_applies_filters_by_source_prefix_and_date(tmp_path, embedder) -> None:  # noqa: ANN001
@@ -70,16 +74,16 @@ def test_the_catalog_applies_filters_by_source_prefix_and_date(tmp_path, embedde
     def chunks(*sources: str) -> set[str]:
         return set().union(*(docs[s] for s in sources))
 
-    assert catalog.chunk_ids_where() == chunks(*docs)
-    assert catalog.chunk_ids_where(("news/*",)) == chunks("news/a.txt", "news/b_%.txt")
-    assert catalog.chunk_ids_where(("news/b_*",)) == chunks("news/b_%.txt")  # _ and % are not wildcards
-    assert catalog.chunk_ids_where(("news/b_%*",)) == chunks("news/b_%.txt")
-    assert catalog.chunk_ids_where(("news/b?*",)) == set()
-    assert catalog.chunk_ids_where(("undated.txt", "news/a.txt")) == chunks("undated.txt", "news/a.txt")
-    assert catalog.chunk_ids_where(date_from="2024-01-01") == chunks("news/a.txt")  # undated: left out
-    assert catalog.chunk_ids_where(date_to="2023-12-31") == chunks("news/b_%.txt")  # bounds inclusive
-    assert catalog.chunk_ids_where(("news/*",), "2024-04-13", "2024-04-13") == chunks("news/a.txt")
-    assert catalog.chunk_ids_where(("undated.txt",), date_from="2000-01-01") == set()
+    assert catalog.chunk_ids_where(Filters()) == chunks(*docs)
+    assert catalog.chunk_ids_where(Filters(("news/*",))) == chunks("news/a.txt", "news/b_%.txt")
+    assert catalog.chunk_ids_where(Filters(("news/b_*",))) == chunks("news/b_%.txt")  # _ and % are not wildcards
+    assert catalog.chunk_ids_where(Filters(("news/b_%*",))) == chunks("news/b_%.txt")
+    assert catalog.chunk_ids_where(Filters(("news/b?*",))) == set()
+    assert catalog.chunk_ids_where(Filters(("undated.txt", "news/a.txt"))) == chunks("undated.txt", "news/a.txt")
+    assert catalog.chunk_ids_where(Filters(date_from="2024-01-01")) == chunks("news/a.txt")  # undated: left out
+    assert catalog.chunk_ids_where(Filters(date_to="2023-12-31")) == chunks("news/b_%.txt")  # bounds inclusive
+    assert catalog.chunk_ids_where(Filters(("news/*",), "2024-04-13", "2024-04-13")) == chunks("news/a.txt")
+    assert catalog.chunk_ids_where(Filters(("undated.txt",), date_from="2000-01-01")) == set()
     assistant.close()
 
 

@@ -42,6 +42,7 @@ from rag.index.catalog_lexical import Lexicon
 from rag.index.catalog_schema import SCHEMA_VERSION, filter_sql, migrate
 from rag.index.faults import failpoint
 from rag.index.lexical import stored_tokens
+from rag.query import Filters
 
 CATALOG_FILE = "catalog.sqlite3"
 
@@ -66,8 +67,7 @@ class CatalogStore(Protocol):
     def chunks(self, ids: list[str]) -> dict[str, tuple[Chunk, str]]: ...
     def sentences(self, doc_id: str, first: int, last: int) -> list[SentenceRow]: ...
     def sentence_index_range(self, chunk_id: str) -> tuple[str, int, int] | None: ...
-    def doc_ids_where(self, sources: Sequence[str] = (), date_from: str | None = None,
-                      date_to: str | None = None) -> set[str]: ...
+    def doc_ids_where(self, filters: Filters) -> set[str]: ...
     def lexical_search(self, tokens: list[str], k: int, doc_ids: set[str] | None = None) -> list[tuple[str, float]]: ...
     def term_stats(self, tokens: Iterable[str] = ()) -> TermStats: ...
     def vector_entries(self, doc_id: str) -> list[VectorEntry]: ...
@@ -302,23 +302,14 @@ class Catalog:
             return [r[0] for r in self._read("SELECT id FROM chunks ORDER BY id")]
         return [r[0] for r in self._read("SELECT id FROM chunks WHERE doc_id = ? ORDER BY idx", (doc_id,))]
 
-    def doc_ids_where(
-        self, sources: Sequence[str] = (), date_from: str | None = None, date_to: str | None = None
-    ) -> set[str]:
-        """Ids of the documents that pass a filter, selected by SQLite.
-
-        A document passes when its source equals one of ``sources`` or starts with one that ends
-        in ``*`` (no sources: any), and, when a date bound is given, it has a date within the
-        bounds (ISO dates, inclusive; a document without a date does not pass).
-        """
-        where, params = filter_sql(sources, date_from, date_to)
+    def doc_ids_where(self, filters: Filters) -> set[str]:
+        """Ids of the documents that pass ``filters`` (see ``rag.query.Filters``), selected by SQL."""
+        where, params = filter_sql(filters)
         return {r[0] for r in self._read(f"SELECT d.id FROM documents d{where}", params)}
 
-    def chunk_ids_where(
-        self, sources: Sequence[str] = (), date_from: str | None = None, date_to: str | None = None
-    ) -> set[str]:
-        """Chunk ids of the documents that pass a filter (see ``doc_ids_where``)."""
-        where, params = filter_sql(sources, date_from, date_to)
+    def chunk_ids_where(self, filters: Filters) -> set[str]:
+        """Chunk ids of the documents that pass ``filters``."""
+        where, params = filter_sql(filters)
         return {r[0] for r in self._read(f"SELECT c.id FROM chunks c JOIN documents d ON c.doc_id = d.id{where}", params)}
 
     # -- lexical ----------------------------------------------------------------------------

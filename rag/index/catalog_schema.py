@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
 
 from rag.index.lexical import stored_tokens
+from rag.query import Filters
 
 SCHEMA_VERSION = "2"
 
@@ -44,8 +44,10 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunk_vocab USING fts5vocab(chunk_terms, 'row
 """
 
 
-def filter_sql(sources: Sequence[str], date_from: str | None, date_to: str | None) -> tuple[str, list[object]]:
-    """A WHERE clause over ``documents d`` for a source/prefix/date filter, and its parameters."""
+def filter_sql(filters: Filters) -> tuple[str, list[object]]:
+    """A WHERE clause over ``documents d`` for ``filters`` (the catalog's translation), and its
+    parameters (``?`` placeholders)."""
+    sources, date_from, date_to = filters.sources, filters.date_from, filters.date_to
     clauses: list[str] = []
     params: list[object] = []
     if sources:

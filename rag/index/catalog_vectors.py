@@ -14,22 +14,22 @@ reopen, no stale client. A reader uses it
 - for one question, when its Chroma client fails (``Index.query_vectors``).
 
 The vectors are loaded once per catalog generation, in one read of three tables (about 1.5 MB
-per 1,000 sentences in memory, as float32). ``where`` takes the clauses the retriever gives
-Chroma, evaluated once per document. Read-only.
+per 1,000 sentences in memory, as float32). ``Filters`` are evaluated once per document
+(``Filters.allows``), into a mask over the rows. Read-only.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
-
 import numpy as np
 
-from rag.domain import VectorEntry, date_number, sentence_id
+from rag.domain import VectorEntry, sentence_id
 from rag.index.catalog import Catalog, sentence_chunks
 from rag.index.vectors import VectorHit
+from rag.query import Filters
 
 
 @dataclass
@@ -76,7 +76,10 @@ class CatalogVectors:
                 self._table = _build(generation, doc_rows, sentence_rows, chunk_rows)
             return self._table
 
-    def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[VectorHit]:
+    def query(self, vector: np.ndarray, k: int, filters: Filters | None = None,
+              doc_ids: Collection[str] | None = None) -> list[VectorHit]:
+        """The ``k`` nearest sentences whose documents pass ``filters`` (``doc_ids`` is not
+        needed: each document's source and date are at hand)."""
         table = self._load()
         if not len(table.doc_of_row) or k < 1:
             return []
@@ -84,8 +87,8 @@ class CatalogVectors:
         # einsum, not ``@``: the product is small, and BLAS's worker threads, once woken, spin
         # for a while and slowed the reader's passes after it (ask p50 on the slice +45%).
         sims = np.einsum("ij,j->i", table.matrix, q / max(float(np.linalg.norm(q)), 1e-12))
-        if where is not None:
-            allowed = np.array([_matches(where, d) for d in table.docs], dtype=bool)
+        if filters is not None and not filters.empty:
+            allowed = np.array([filters.allows(d.source, d.date) for d in table.docs], dtype=bool)
             sims = np.where(allowed[table.doc_of_row], sims, -np.inf)
         k = min(k, len(sims))
         top = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else np.arange(len(sims))
@@ -133,17 +136,3 @@ def _build(generation: int, doc_rows: list[tuple[str, str, str | None, str]], se
     return _Table(generation, docs, np.array([r[0] for r in rows], dtype=np.int64),
                   np.array([r[1] for r in rows], dtype=np.int64), matrix)
 
-
-def _matches(where: dict[str, Any], d: _Doc) -> bool:
-    """The subset of Chroma's ``where`` the retriever uses: ``$and``, ``$in``, ``$eq``, ``$gt``, ``$gte``, ``$lte``."""
-    if "$and" in where:
-        return all(_matches(w, d) for w in where["$and"])
-    values = {"doc_id": d.doc_id, "source": d.source, "date": date_number(d.date)}
-    for key, cond in where.items():
-        value = values[key]
-        for op, arg in cond.items():
-            ok = {"$in": lambda: value in arg, "$eq": lambda: value == arg, "$gt": lambda: value > arg,
-                  "$gte": lambda: value >= arg, "$lte": lambda: value <= arg}[op]()
-            if not ok:
-                return False
-    return True

@@ -26,7 +26,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from rag.index.catalog_vectors import CatalogVectors
 from rag.index.embedding import DEFAULT_VARIANT, Embedder, OnnxEmbedder
 from rag.index.faults import failpoint
 from rag.index.vectors import ChromaStore, VectorStore
+from rag.query import Filters
 
 logger = logging.getLogger(__name__)
 
@@ -326,34 +327,37 @@ class Index:
         return sorted(set(all_ids()) - set(self.catalog.sentence_ids()))
 
     # -- the vector store across processes --------------------------------------------------
-    def query_vectors(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[Any]:
-        """``store.query``, on a client that has seen the catalog's current generation."""
+    def query_vectors(
+        self, vector: np.ndarray, k: int, filters: Filters | None = None, doc_ids: Collection[str] | None = None
+    ) -> list[Any]:
+        """``store.query`` (``doc_ids``: the documents the catalog selected for ``filters``; a
+        source filter needs them), on a client that has seen the catalog's current generation."""
         generation = self.catalog.generation
         if self._may_outgrow and generation != self._sized_generation:
             self._outgrow_exact_search(generation)
         if self._reopen_store is None:
-            return self.store.query(vector, k, where)
+            return self.store.query(vector, k, filters, doc_ids)
         with self._store_lock:
             if generation != self._store_generation and not self.write_lock_held():
                 self._refresh_store()
                 self._store_generation = generation
             try:
-                return self.store.query(vector, k, where)
+                return self.store.query(vector, k, filters, doc_ids)
             except StoreError as e:
                 # A client that read the folder while another process wrote it can be left
                 # inconsistent ("Error finding id"); reopen it once, and answer this question from
                 # the catalog's own vectors if that does not help. Never close the client under
                 # this process's own writer: answer from the catalog then.
                 if self.write_lock_held():
-                    return self._catalog_vectors().query(vector, k, where)
+                    return self._catalog_vectors().query(vector, k, filters, doc_ids)
                 logger.warning("%s; reopening the vector store", e)
                 self._refresh_store()
                 self._store_generation = generation
                 try:
-                    return self.store.query(vector, k, where)
+                    return self.store.query(vector, k, filters, doc_ids)
                 except StoreError as again:
                     logger.warning("%s; answering from the catalog's vectors", again)
-                    return self._catalog_vectors().query(vector, k, where)
+                    return self._catalog_vectors().query(vector, k, filters, doc_ids)
 
     def _outgrow_exact_search(self, generation: int) -> None:
         """Move a reader from the catalog's vectors to Chroma once writers have grown the index

@@ -14,6 +14,7 @@ in: Chroma's default embedding function would try to download a model.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ import numpy as np
 
 from rag.domain import VectorEntry, date_number
 from rag.errors import StoreError, disk_hint
+from rag.query import Filters
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +49,8 @@ class VectorStore(Protocol):
 
     def ids_for_document(self, doc_id: str) -> list[str]: ...
 
-    def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[VectorHit]: ...
+    def query(self, vector: np.ndarray, k: int, filters: Filters | None = None,
+              doc_ids: Collection[str] | None = None) -> list[VectorHit]: ...
 
     def count(self) -> int: ...
 
@@ -122,7 +125,12 @@ class ChromaStore:
         got = self._call("get", self._collection.get, include=[])
         return list(got["ids"])
 
-    def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[VectorHit]:
+    def query(self, vector: np.ndarray, k: int, filters: Filters | None = None,
+              doc_ids: Collection[str] | None = None) -> list[VectorHit]:
+        """The ``k`` nearest sentences that pass ``filters`` (a source filter needs ``doc_ids``,
+        the documents the catalog selected for it: Chroma cannot match a prefix)."""
+        if filters is not None and filters.sources and doc_ids is not None and not doc_ids:
+            return []  # no document passes (Chroma refuses an empty $in)
         # No count() first: Chroma returns fewer than k (or none) by itself, and counting costs
         # 13-19 ms per query at 180k vectors (benchmarks/results/profiles).
         res = self._call(
@@ -130,7 +138,7 @@ class ChromaStore:
             self._collection.query,
             query_embeddings=[np.asarray(vector, dtype=np.float32)],
             n_results=k,
-            where=where or None,
+            where=chroma_where(filters, doc_ids),
             include=["distances", "metadatas"],
         )
         return [
@@ -160,6 +168,29 @@ class ChromaStore:
                 close()
             except Exception as e:  # noqa: BLE001 - closing must not mask what the caller is doing
                 logger.debug("closing the Chroma client failed: %s", e)
+
+
+def chroma_where(filters: Filters | None, doc_ids: Collection[str] | None = None) -> dict[str, Any] | None:
+    """Chroma's ``where`` for ``filters``: the allowed documents by id, and the date bounds as
+    YYYYMMDD numbers (0, no date, never passes a date bound).
+
+    >>> chroma_where(Filters(date_from="2024-01-01"))
+    {'$and': [{'date': {'$gte': 20240101}}, {'date': {'$gt': 0}}]}
+    """
+    if filters is None or filters.empty:
+        return None
+    clauses: list[dict[str, Any]] = []
+    if filters.sources:
+        if doc_ids is None:
+            raise ValueError("a source filter reaches Chroma as the catalog's document ids; none were given")
+        clauses.append({"doc_id": {"$in": sorted(doc_ids)}})
+    if filters.date_from:
+        clauses.append({"date": {"$gte": date_number(filters.date_from)}})
+    if filters.date_to:
+        clauses.append({"date": {"$lte": date_number(filters.date_to)}})
+    if filters.dated:
+        clauses.append({"date": {"$gt": 0}})
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
 def _one_line(e: BaseException) -> str:

@@ -1,8 +1,10 @@
 """Hybrid retrieval: dense (Chroma) + BM25 candidates, fused with reciprocal rank fusion.
 
-Filters by source (exact names or a trailing-``*`` prefix) and by date range are applied inside
-the stores, before their top candidates are taken: SQL selects the allowed documents, Chroma's
-``where`` keeps to them (``doc_id $in`` and the date bounds) and so does the BM25 query. An
+The Assistant's ``Query`` (``rag.query``) comes in already embedded: nothing here embeds again.
+Its ``Filters`` (by source, exact names or a trailing-``*`` prefix, and by date range) are
+applied inside the stores, before their top candidates are taken, each store translating them
+itself: the catalog selects the allowed documents in SQL (the BM25 search keeps to them) and the
+vector store gets the filters and those documents to translate into its own terms. An
 optional sentence-transformers ``CrossEncoder`` reranks the fused list. Each returned ``Hit``
 carries what an answerer reads (its sentence rows and vectors, the document text and the BM25
 term statistics), read from one catalog snapshot here, so answerers never open the index.
@@ -14,15 +16,15 @@ version committed in the snapshot read (another process may be writing Chroma ri
 from __future__ import annotations
 
 import logging
-import re
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from rag.config import RetrievalSettings
-from rag.domain import Hit, TermStats, chunk_id, date_number
-from rag.errors import ConfigError, QueryError
+from rag.domain import Hit, TermStats, chunk_id
+from rag.errors import ConfigError
 from rag.index.folder import Index
+from rag.query import Filters, Query
 from rag.text.tokens import tokenize
 
 logger = logging.getLogger(__name__)
@@ -50,46 +52,6 @@ def reciprocal_rank_fusion(
     return sorted(scores.items(), key=lambda kv: -kv[1])
 
 
-@dataclass(frozen=True)
-class Filters:
-    """Restrict retrieval to some sources and/or a date range (ISO dates, inclusive)."""
-
-    sources: tuple[str, ...] = ()
-    date_from: str | None = None
-    date_to: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("date_from", "date_to"):
-            value = getattr(self, name)
-            if value is not None and not _is_iso_date(value):
-                raise QueryError(f"{name} ({value!r}) must be a date like 2024-04-13")
-        for source in self.sources:
-            if not isinstance(source, str) or not source.strip("*").strip():
-                raise QueryError(f"source filter ({source!r}) must name a document or a prefix ending in *")
-        if self.date_from and self.date_to and self.date_from > self.date_to:
-            raise QueryError(f"date_from ({self.date_from}) is after date_to ({self.date_to})")
-
-    @property
-    def empty(self) -> bool:
-        return not (self.sources or self.date_from or self.date_to)
-
-
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z", re.ASCII)
-
-
-def _is_iso_date(value: object) -> bool:
-    """``YYYY-MM-DD`` and a real date (``fromisoformat`` alone also takes ``2024-W15-1``)."""
-    import datetime as dt
-
-    if not isinstance(value, str) or not _ISO_DATE.match(value):
-        return False
-    try:
-        dt.date.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
-
-
 class Retriever:
     """Retrieves ``Hit``s for a question from one ``Index``."""
 
@@ -99,25 +61,15 @@ class Retriever:
         self._reranker: Any = None
         self._reranker_lock = threading.Lock()
 
-    def retrieve(
-        self,
-        question: str,
-        filters: Filters | None = None,
-        top_k: int | None = None,
-        query_vector: Any = None,
-    ) -> list[Hit]:
-        s = self.settings
-        top_k = top_k or s.top_k
-        filters = filters or Filters()
-        catalog = self.index.catalog
-        vector = self.index.embed_query(question) if query_vector is None else query_vector
-        with catalog.snapshot():  # re-entrant: the caller's snapshot when it holds one
-            return self._retrieve(question, filters, top_k, vector)
+    def retrieve(self, query: Query) -> list[Hit]:
+        """The top ``query.top_k`` hits (default ``retrieval.top_k``) for ``query.standalone``."""
+        with self.index.catalog.snapshot():  # re-entrant: the caller's snapshot when it holds one
+            return self._retrieve(query.standalone, query.filters, query.top_k or self.settings.top_k, query.vector)
 
     def _retrieve(self, question: str, filters: Filters, top_k: int, vector: Any) -> list[Hit]:
         s = self.settings
         catalog = self.index.catalog
-        allowed = self._allowed_docs(filters)
+        allowed = None if filters.empty else catalog.doc_ids_where(filters)
         if allowed is not None and not allowed:
             return []
         dense = self._dense_chunks(vector, filters, allowed)
@@ -167,42 +119,21 @@ class Retriever:
     def _dense_chunks(self, vector: Any, filters: Filters, allowed: set[str] | None) -> list[tuple[str, float]]:
         """Chunks ranked by their best sentence's similarity (max-pooling over sentence hits).
 
-        A hit whose document version is not the committed one (a write in progress, or a
-        stale client) is left out.
+        The vector store applies the filters itself (``allowed``: the documents the catalog
+        selected for them). A hit whose document version is not the committed one (a write in
+        progress, or a stale client) is left out.
         """
-        hits = self.index.query_vectors(vector, self.settings.candidates * 3, where=self._where(filters, allowed))
+        hits = self.index.query_vectors(vector, self.settings.candidates * 3, filters, allowed)
         committed = self.index.catalog.versions(h.doc_id for h in hits)
         best: dict[str, float] = {}
         for h in hits:  # hits come best first, so the first score seen for a chunk is its max
-            if committed.get(h.doc_id) != h.version or (allowed is not None and h.doc_id not in allowed):
+            if committed.get(h.doc_id) != h.version:
                 continue
             for c in h.chunks:
                 cid = chunk_id(h.doc_id, c)
                 if cid not in best:
                     best[cid] = h.similarity
         return sorted(best.items(), key=lambda kv: -kv[1])[: self.settings.candidates]
-
-    def _allowed_docs(self, filters: Filters) -> set[str] | None:
-        """The ids of the documents the filters allow (SQL selects them), or None for no filter."""
-        if filters.empty:
-            return None
-        return self.index.catalog.doc_ids_where(filters.sources, filters.date_from, filters.date_to)
-
-    @staticmethod
-    def _where(filters: Filters, allowed: set[str] | None = None) -> dict[str, Any] | None:
-        """Chroma's ``where`` for the filters: the allowed documents by id, and the date bounds."""
-        clauses: list[dict[str, Any]] = []
-        if filters.sources and allowed is not None:
-            clauses.append({"doc_id": {"$in": sorted(allowed)}})
-        if filters.date_from:
-            clauses.append({"date": {"$gte": date_number(filters.date_from)}})
-        if filters.date_to:
-            clauses.append({"date": {"$lte": date_number(filters.date_to)}})
-        if filters.date_from or filters.date_to:
-            clauses.append({"date": {"$gt": 0}})
-        if not clauses:
-            return None
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
     def _rerank(self, question: str, hits: list[Hit]) -> list[Hit]:
         model = self._load_reranker()

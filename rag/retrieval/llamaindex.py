@@ -7,23 +7,29 @@ into their own query engines and still cite exact spans.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeRelationship, NodeWithScore, QueryBundle, RelatedNodeInfo, TextNode
 
-from rag.retrieval.hybrid import Filters, Retriever
+from rag.query import Query
+from rag.retrieval.hybrid import Retriever
 
 
 class HybridRetriever(BaseRetriever):
-    """Dense + BM25 retrieval fused with RRF, returning nodes with exact character offsets."""
+    """Dense + BM25 retrieval fused with RRF, returning nodes with exact character offsets.
 
-    def __init__(self, retriever: Retriever, top_k: int | None = None, filters: Filters | None = None) -> None:
+    ``make_query`` turns the query string into a ``Query`` (embedded, with the filters and
+    ``top_k`` to use): ``Assistant.as_llamaindex_retriever`` passes its own ``Assistant.query``.
+    """
+
+    def __init__(self, retriever: Retriever, make_query: Callable[[str], Query]) -> None:
         super().__init__()
         self._retriever = retriever
-        self._top_k = top_k
-        self._filters = filters
+        self._make_query = make_query
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        hits = self._retriever.retrieve(query_bundle.query_str, self._filters, self._top_k)
+        hits = self._retriever.retrieve(self._make_query(query_bundle.query_str))
         titles = {d.id: d for d in self._retriever.index.documents()} if hits else {}
         nodes = []
         for hit in hits:
