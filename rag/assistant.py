@@ -1,6 +1,6 @@
 """The Python API: ``Assistant.open(index_dir).ask(question, history=...)`` -> ``Answer``.
 
-One Assistant holds one index's resources (no global state): two assistants on two indexes work
+One Assistant holds one index's resources (settings are passed, not global): two assistants on two indexes work
 side by side in one process, and one assistant serves concurrent threads. Every answer passes the
 citation check (``rag.answering.citations.enforce_citations``) before it is returned. (The
 "citation gate" is something else: what a generated answer passes, ``rag.answering.llm.gate``.)

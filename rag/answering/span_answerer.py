@@ -121,7 +121,7 @@ def choose(
     """The answer policy, a pure function of the reader's proposals (best first).
 
     The lead is the most confident proposal holding the kind of answer asked for (``required``,
-    from ``rag.answer_types.requirement``); under ``threshold``, or with no such proposal, the
+    from ``rag.text.answer_kinds.requirement``); under ``threshold``, or with no such proposal, the
     answer is refused. Then, within ``max_chars`` and ``max_sentences``, other sentences are cited
     where the reader found the same answer (support), or another answer nearly as good
     (confidence at least ``runner_up_ratio`` of the lead's; 1.0 or more turns that off). With
