@@ -8,6 +8,7 @@ citation check (``rag.answering.citations.enforce_citations``) before it is retu
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -275,13 +276,7 @@ class Assistant:
 
     def _verified(self, question: str, standalone: str, draft: Draft, hits: list[Hit]) -> Answer:
         """Verify every citation against the document text; never return an unbacked marker."""
-        texts: dict[str, str | None] = {}
-
-        def text_of(source: str) -> str | None:
-            if source not in texts:
-                texts[source] = self.index.catalog.text_by_source(source)
-            return texts[source]
-
+        text_of = functools.cache(self.index.catalog.text_by_source)  # each document read once
         text, citations = enforce_citations(draft.answer, draft.citations, text_of)
         refused = draft.refused
         short = draft.short_answer

@@ -13,6 +13,7 @@ the gold file and the document texts alone; it gives the same metrics as the run
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -83,18 +84,6 @@ class ScoredRun:
 
 
 # -- document texts ----------------------------------------------------------------------------
-def cached(text_of: TextOf) -> TextOf:
-    """``text_of`` that reads each document once."""
-    memo: dict[str, str | None] = {}
-
-    def get(source: str) -> str | None:
-        if source not in memo:
-            memo[source] = text_of(source)
-        return memo[source]
-
-    return get
-
-
 def assistant_texts(assistant: Assistant) -> TextOf:
     """Document texts as the index stores them (None for an unknown source)."""
 
@@ -104,7 +93,7 @@ def assistant_texts(assistant: Assistant) -> TextOf:
         except RagError:
             return None
 
-    return cached(get)
+    return functools.cache(get)
 
 
 def corpus_texts(corpus: Path) -> TextOf:
@@ -120,13 +109,13 @@ def corpus_texts(corpus: Path) -> TextOf:
         except RagError:
             return None
 
-    return cached(get)
+    return functools.cache(get)
 
 
 def index_texts(index_dir: Path) -> TextOf:
     """Document texts from an index folder's catalog (no model is loaded)."""
     catalog = Catalog(index_dir, create=False, readonly=True)
-    return cached(catalog.text_by_source)
+    return functools.cache(catalog.text_by_source)
 
 
 # -- selecting and asking ----------------------------------------------------------------------
