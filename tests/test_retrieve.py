@@ -44,7 +44,12 @@ def test_hybrid_retrieval_finds_the_evidence_chunk(seed_assistant) -> None:  # n
     for h in hits:
         text = seed_assistant.document_text(h.source)
         assert text[h.chunk.start : h.chunk.end] == h.chunk.text
-        assert h.dense_rank is not None or h.lexical_rank is not None
+    # Fusion fused: the evidence chunk was found by both searches, and within each search no two
+    # hits claim one rank (a broken search or a mixed-up rank mapping fails here).
+    assert hits[0].dense_rank is not None and hits[0].lexical_rank is not None
+    for ranks in ([h.dense_rank for h in hits], [h.lexical_rank for h in hits]):
+        known = [r for r in ranks if r is not None]
+        assert len(known) == len(set(known)) and all(r >= 1 for r in known)
 
 
 def test_source_and_date_filters(seed_assistant) -> None:  # noqa: ANN001
