@@ -24,6 +24,7 @@ from rag.answering.draft import REFUSAL_TEXT, Draft
 from rag.answering.extractive import ExtractiveAnswerer, Focus
 from rag.answering.span_answerer import ReaderAnswerer
 from rag.answering.llm.generative import GenerativeAnswerer
+from rag.answering.provenance import annotate
 from rag.answering.rewrite import Rewrite, rewrite_parts
 from rag.config import Settings
 from rag.domain import DocumentInfo, Hit
@@ -286,7 +287,7 @@ class Assistant:
         if short is not None and not any(short in c.quote for c in citations):
             short = None  # the short answer must be copied from a cited quote
         retrieved = [RetrievedPassage(source=h.source, start=h.chunk.start, end=h.chunk.end, score=h.score) for h in hits]
-        return Answer(
+        answer = Answer(
             question=question,
             standalone_question=standalone,
             answer=text,
@@ -297,6 +298,13 @@ class Assistant:
             answerer=draft.answerer,
             details=draft.details,
         )
+        # Who says it, as of when, where sources differ: a layer after any answerer, its offsets
+        # verified like citations (rag.answering.provenance).
+        return annotate(answer, hits, text_of, self._date_of, getattr(self.answerer, "threshold", None))
+
+    def _date_of(self, source: str) -> str | None:
+        info = self.index.catalog.document_by_source(source)
+        return info.date if info is not None else None
 
     # -- the index --------------------------------------------------------------------------
     def ingest(

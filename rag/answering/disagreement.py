@@ -1,0 +1,112 @@
+"""Where documents disagree: the reader found a different value of the kind asked for elsewhere.
+
+A pure function of the reader's proposals (``Draft.details["proposals"]``: text, source, document
+offsets, confidence, best first). A proposal is the other side of a disagreement when
+
+- it is confident enough to be an answer on its own (at least the refusal ``threshold``);
+- it lies in another document than the answer's citation (one document saying two things is
+  not two sources differing);
+- the question asks for a value (a share, an amount, a count, a date, a duration:
+  ``rag.text.answer_kinds.requirement``) and the proposal holds exactly one value of that kind,
+  different from the answer's after dropping hedges ("about 75%" is 75%, "$420 million" is
+  "420 million"); two names are not compared, since a question may have several right names;
+- its sentence holds at least ``MIN_SHARED`` of the question's content words that the answer's
+  sentence holds: a value from a passage about something else is not a disagreement.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rag.text.answer_kinds import AType, candidates, requirement
+from rag.text.tokens import tokenize
+
+VALUE_KINDS = frozenset({AType.PERCENT, AType.MONEY, AType.NUMBER, AType.DATE, AType.DURATION})
+MIN_SHARED = 0.6  # of the question words the answer's sentence holds, the other side's must hold this share
+MAX_OTHER_SIDES = 2
+
+_HEDGES = re.compile(
+    r"\b(?:about|around|approximately|roughly|nearly|almost|some|just|over|under|more than|less than|"
+    r"fewer than|up to|at least|at most|an estimated|estimated)\b",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class OtherSide:
+    """A value of another document: ``text == document[start:end]``, inside sentence ``sentence``."""
+
+    source: str
+    start: int
+    end: int
+    text: str
+    sentence: tuple[int, int]
+    confidence: float
+
+
+def value_key(text: str) -> tuple[str, ...]:
+    """A value without hedges, thousands separators and currency signs, as sorted words:
+    "about 75%" and "75 percent" give the same key, "$420 million" and "420 million" too."""
+    text = _HEDGES.sub(" ", text.lower())
+    text = re.sub(r"(?<=\d),(?=\d{3})", "", text).replace("%", " percent ").replace("per cent", "percent")
+    return tuple(sorted(re.findall(r"\d+(?:\.\d+)?|[a-z]+", text)))
+
+
+def _shared(question_words: set[str], text: str) -> int:
+    return len(question_words & set(tokenize(text)))
+
+
+def _value(text: str, start: int, end: int, kinds: frozenset[AType]) -> tuple[int, int, str] | None:
+    """The one value of ``kinds`` inside ``text[start:end]``, or None (none, or several)."""
+    values = [c for c in candidates(text, start, end) if c.type in kinds]
+    return (values[0].start, values[0].end, values[0].text) if len(values) == 1 else None
+
+
+def other_sides(
+    question: str,
+    answer: str,
+    answer_source: str,
+    answer_sentence: str,
+    proposals: Sequence[Mapping[str, Any]],
+    threshold: float,
+    text_of: Callable[[str], str | None],
+    sentence_of: Callable[[str, int, int], tuple[int, int] | None],
+) -> list[OtherSide]:
+    """The other documents' different values for ``question`` (see the module docstring), best first.
+
+    ``answer`` is the short answer, cited from ``answer_sentence`` of ``answer_source``;
+    ``sentence_of(source, start, end)`` gives the document offsets of the sentence holding a span.
+    """
+    kinds = requirement(question)
+    if not kinds or not kinds <= VALUE_KINDS:
+        return []
+    q = set(tokenize(question))
+    needed = MIN_SHARED * _shared(q, answer_sentence)
+    seen = {answer_source}
+    keys = {value_key(answer)}
+    out: list[OtherSide] = []
+    for p in proposals:
+        source, start, end = p.get("source"), p.get("start"), p.get("end")
+        confidence = p.get("confidence")
+        if not isinstance(source, str) or type(start) is not int or type(end) is not int:
+            continue
+        if source in seen or not isinstance(confidence, float | int) or confidence < threshold:
+            continue
+        text = text_of(source)
+        if text is None or text[start:end] != p.get("text"):
+            continue  # the document changed since it was read
+        value = _value(text, start, end, kinds)
+        sentence = sentence_of(source, start, end) if value else None
+        if value is None or sentence is None or value_key(value[2]) in keys:
+            continue
+        if _shared(q, text[sentence[0] : sentence[1]]) < max(needed, 1):
+            continue
+        seen.add(source)
+        keys.add(value_key(value[2]))
+        out.append(OtherSide(source, value[0], value[1], value[2], sentence, float(confidence)))
+        if len(out) == MAX_OTHER_SIDES:
+            break
+    return out
