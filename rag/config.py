@@ -128,6 +128,10 @@ class Settings(BaseSettings):
         DEFAULT_CORPUS_DIR, description="the corpus root: documents are named by their path relative to it"
     )
     chroma_url: str | None = Field(None, description="http://host:port of a `chroma run` server")
+    catalog_url: str | None = Field(
+        None, description="postgresql://USER:PASSWORD@HOST:PORT/DB: the catalog in PostgreSQL instead of the index "
+        "folder (needs chroma_url too); app instances then keep nothing local but caches"
+    )
     max_file_mb: float = Field(50.0, gt=0, description="larger files are skipped at ingest")
     write_lock: Literal["wait", "fail"] = Field(
         "wait", description="when another process is writing the index: wait for it (saying so), or fail at once"
@@ -144,6 +148,14 @@ class Settings(BaseSettings):
     def _url_scheme(cls, v: str | None) -> str | None:
         if v and not v.startswith(("http://", "https://")):
             raise ValueError(f"chroma_url ({v!r}) must start with http:// or https://")
+        return v or None
+
+    @field_validator("catalog_url")
+    @classmethod
+    def _catalog_scheme(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("postgresql://", "postgres://")):
+            shown = v.split("://", 1)[0] + "://..." if "://" in v else v[:40]  # never echo a password
+            raise ValueError(f"catalog_url ({shown!r}) must start with postgresql://")
         return v or None
 
     @model_validator(mode="after")
