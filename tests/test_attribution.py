@@ -7,6 +7,7 @@ nothing gets nothing.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,18 @@ def test_the_line_says_who_and_when_and_as_of_for_a_question_about_now() -> None
 def test_sides_read_as_one_sentence() -> None:
     sides_ = [Side(answer="14%", citation=1, source="a.txt", as_of="2024-03-05"), Side(answer="9%", citation=2, source="b.txt")]
     assert disagreement_text(sides_) == "Sources differ: 14% [1] (a.txt, 2024-03-05); 9% [2] (b.txt)."
+
+
+# -- the command line on the seed article ---------------------------------------------------------
+def test_the_cli_says_who_gave_the_seed_figure_and_when(seed_index_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rag.cli.main import app
+
+    result = CliRunner().invoke(app, ["ask", "What share of microelectronics came from China?", "--index", str(seed_index_dir)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("90% [1], according to a second official (2024-04-13). Evidence of")
+    as_json = CliRunner().invoke(app, ["ask", "What share of microelectronics came from China?", "--index", str(seed_index_dir), "--json"])
+    record = json.loads(as_json.output)
+    a = record["attribution"]
+    assert SEED[a["start"] : a["end"]] == a["text"] == "a second official" and record["as_of"] == "2024-04-13"

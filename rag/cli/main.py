@@ -154,11 +154,25 @@ def _print_answer(answer: Any) -> None:
     console = Console(highlight=False, soft_wrap=True)
     if answer.standalone_question != answer.question:
         console.print(f"[dim]searched: {escape(answer.standalone_question)}[/dim]")
-    console.print(escape(answer.answer))
+    console.print(escape(_with_provenance(answer)))
     for c in answer.citations:
         console.print(f"\n[bold][{c.id}][/bold] {escape(c.source)} [dim]chars {c.start}-{c.end}[/dim]")
         console.print(f"    “{escape(c.quote)}”")
     console.print(f"\n[dim]{answer.timings_ms.get('total', 0):.0f} ms[/dim]")
+
+
+def _with_provenance(answer: Any) -> str:
+    """The answer text, its lead "90% [1]." told with who says it and when:
+    "90% [1], according to a second official (2024-04-13)." (the line alone when there is no lead)."""
+    import re
+
+    from rag.records import provenance_line
+
+    line = provenance_line(answer)
+    if line is None:
+        return answer.answer
+    lead = re.match(rf"{re.escape(answer.short_answer)} \[\d+\]\.? ?", answer.answer)
+    return f"{line}. {answer.answer[lead.end():]}" if lead else f"{answer.answer}\n{line}"
 
 
 @app.command()
