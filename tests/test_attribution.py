@@ -162,6 +162,7 @@ def test_a_confident_different_value_in_another_document_is_the_other_side() -> 
         ([proposal("a.txt", "2023")], "In what year did traffic through the port rise 14%?", 0.3),  # same document
         ([proposal("c.txt", "9%")], QUESTION, 0.3),  # a passage about something else
         ([proposal("b.txt", "9%")], "Who runs the port?", 0.3),  # not a value question
+        ([proposal("b.txt", "2023")], "When did container traffic through the port rise 14%?", 0.3),  # dates have grains
     ],
 )
 def test_no_disagreement_is_invented(proposals: list[dict[str, object]], question: str, threshold: float) -> None:
