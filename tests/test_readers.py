@@ -118,3 +118,7 @@ def test_date_and_title_helpers() -> None:
     assert find_date("Text that mentions date: 2021-03-04 in a sentence.") is None
     assert guess_title("CNN\n\nA long first real line of text", "x.txt") == "A long first real line of text"
     assert guess_title("short", "dir/file-name.txt") == "file-name"
+    # A short first line without closing punctuation is the title, not the first body sentence.
+    note = "Harbor operations note\n\nThe north crane was repaired in March and is back in service."
+    assert guess_title(note, "note.txt") == "Harbor operations note"
+    assert guess_title("Repaired.\n\nThe north crane was repaired in March.", "n.txt") == "The north crane was repaired in March."

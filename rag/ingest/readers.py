@@ -83,7 +83,13 @@ def find_date(text: str) -> str | None:
 
 
 def guess_title(text: str, source: str) -> str:
-    """A markdown heading, else the first line of at least four words, else the file stem."""
+    """A markdown heading, else the first line that reads as a title (two or more words, no
+    closing sentence punctuation: "Harbor operations note") or has four or more words, else the
+    file stem. A one-word first line ("CNN") is a site name more often than a title.
+
+    >>> guess_title("Harbor operations note\\n\\nThe crane was repaired.", "n.txt")
+    'Harbor operations note'
+    """
     head = text[:5000]
     m = _MD_HEADING.search(head)
     if m:
@@ -92,7 +98,8 @@ def guess_title(text: str, source: str) -> str:
         line = line.strip()
         if _DATE_LINE.match(line) or line.startswith("---"):
             continue
-        if len(line.split()) >= 4:
+        words = len(line.split())
+        if words >= 4 or (words >= 2 and not line.endswith((".", ",", ";", ":", "!", "?"))):
             return _shorten(line)
     return Path(source).stem
 
