@@ -75,6 +75,10 @@ def test_the_speaker_answering_the_question_is_not_its_own_attribution() -> None
     assert speaker_of(doc, doc, "Gen. Ivo Berg") is None  # "Who told lawmakers ...?"
     trailing = "Exports rose 12%, Maria Ek said."
     assert speaker_of(trailing, trailing, "Maria Ek") is None
+    # What the reporter adds after the speaker is the reporter's, not the speaker's.
+    described = '"I should have come," said Priya Nandakumar, who brought her two sons.'
+    assert speaker_of(described, described, "two") is None
+    assert speaker_of(described, described, "should have come") == "Priya Nandakumar"
 
 
 def test_a_following_she_said_names_the_speaker_named_before_it() -> None:

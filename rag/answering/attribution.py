@@ -110,12 +110,14 @@ def _speaker(text: str, offset: int, m: re.Match[str], with_appos: bool) -> Spea
     return Speaker(offset + a, offset + b, text[offset + a : offset + b])
 
 
-def _outside(speaker: Speaker, verb_end: int, claim: tuple[int, int] | None) -> bool:
-    """The claim lies outside the attribution phrase (speaker through its verb)."""
+def _outside(speaker: Speaker, verb_end: int, claim: tuple[int, int] | None, side: str = "either") -> bool:
+    """The claim lies outside the attribution phrase (speaker through its verb), on ``side`` of
+    it: "before" for "..., X said", "after" for "X said ...", either for "according to X"."""
     if claim is None:
         return True
     lo, hi = min(speaker.start, verb_end), max(speaker.end, verb_end)
-    return claim[1] <= lo or claim[0] >= hi
+    before, after = claim[1] <= lo, claim[0] >= hi
+    return before if side == "before" else after if side == "after" else before or after
 
 
 def sentence_attribution(text: str, start: int, end: int, claim: tuple[int, int] | None = None) -> Speaker | None:
@@ -127,18 +129,18 @@ def sentence_attribution(text: str, start: int, end: int, claim: tuple[int, int]
             return s
     for m in _TRAILING.finditer(sentence):
         s = _speaker(text, start, m, with_appos=False)
-        if is_speaker(s.text) and _outside(s, start + m.start("tail"), claim):
+        if is_speaker(s.text) and _outside(s, start + m.start("tail"), claim, "before"):
             return s
     m = _INVERTED.search(sentence)
     if m is not None:
         s = _speaker(text, start, m, with_appos=True)
-        if is_speaker(s.text) and _outside(s, s.end, claim):
+        if is_speaker(s.text) and _outside(s, start + m.start(), claim, "before"):
             return s
     m = _LEADING.match(sentence)
     if m is not None:
         s = _speaker(text, start, m, with_appos=True)
         initial = m.start("speaker") == 0
-        if is_speaker(s.text.split(",")[0], sentence_initial=initial) and _outside(s, start + m.end(), claim):
+        if is_speaker(s.text.split(",")[0], sentence_initial=initial) and _outside(s, start + m.end(), claim, "after"):
             return s
     return None
 
