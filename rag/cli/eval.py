@@ -74,6 +74,9 @@ def _print_summary(scored: Any, comparison: Any, out_dir: Path | None) -> None:
             line += f"  baseline {fmt_value(d.baseline, name):>8}  {fmt_delta(d.delta, name):>7}"
             line += "  REGRESSED" if d.regressed else ("" if d.gates else "  (not gated)")
         typer.echo(line)
+    if scored.provenance:
+        for name, value in scored.provenance["metrics"].items():
+            typer.echo(f"{name:24} {fmt_value(value, name):>8}")
     for problem in scored.problems[:10]:
         typer.echo(f"warning: {problem}", err=True)
     if len(scored.problems) > 10:

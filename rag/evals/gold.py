@@ -49,6 +49,15 @@ class GoldTurn(BaseModel):
     answer: str = ""
 
 
+class GoldSide(BaseModel):
+    """One side of a disagreement the answer must show: ``answer`` cited from document ``doc``."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    doc: str = Field(min_length=1)
+    answer: str = Field(min_length=1)
+
+
 class GoldItem(BaseModel):
     """One gold question. Invariant: unanswerable items have no answers and no evidence."""
 
@@ -60,6 +69,18 @@ class GoldItem(BaseModel):
     evidence: list[GoldEvidence] = Field(default_factory=list)
     unanswerable: bool = False
     history: list[GoldTurn] = Field(default_factory=list)
+    # Provenance, judged only where the gold names it (None: not judged). ``attribution``: the
+    # speaker phrases any one of which the answer's attribution must contain ([]: the claim is
+    # not attributed, so none may be shown); ``disagreement``: every side the answer must show
+    # ([]: the sources agree); ``as_of``: the date the answer is true as of.
+    attribution: list[str] | None = None
+    disagreement: list[GoldSide] | None = None
+    as_of: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+
+    @field_validator("attribution", mode="before")
+    @classmethod
+    def _one_speaker_is_a_list(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
 
     @field_validator("answers")
     @classmethod
@@ -75,6 +96,10 @@ class GoldItem(BaseModel):
             raise ValueError(f"item {self.id!r} is unanswerable but has answers or evidence")
         if not self.unanswerable and not self.answers:
             raise ValueError(f"item {self.id!r} is answerable but has no answers")
+        if self.unanswerable and (self.attribution or self.disagreement or self.as_of):
+            raise ValueError(f"item {self.id!r} is unanswerable but names an attribution, disagreement or date")
+        if self.disagreement is not None and len(self.disagreement) == 1:
+            raise ValueError(f"item {self.id!r}: a disagreement has at least two sides")
         return self
 
     def history_dicts(self) -> list[dict[str, str]]:

@@ -154,6 +154,8 @@ def render_report(scored: ScoredRun, comparison: Comparison | None) -> str:
         "Latency metrics are reported but never gate: timings on shared machines are too noisy.",
         "",
     ]
+    if scored.provenance:
+        out += provenance_section(scored)
     if comparison is not None:
         out += _comparison_section(scored, comparison)
     if scored.problems or scored.gold.issues:
@@ -163,6 +165,30 @@ def render_report(scored: ScoredRun, comparison: Comparison | None) -> str:
         out.append("")
     out += ["## Questions", "", "↪ marks a follow-up asked with its history.", "", *question_rows(scored, comparison), ""]
     return "\n".join(out)
+
+
+def provenance_section(scored: ScoredRun) -> list[str]:
+    """Attribution, date and disagreement metrics, and the questions that missed them."""
+    from rag.evals.provenance import PROVENANCE_METRICS
+
+    p = scored.provenance
+    out = ["## Provenance", "", "| metric | value | meaning |", "|---|---:|---|"]
+    for name, info in PROVENANCE_METRICS.items():
+        out.append(f"| {name} | {fmt_value(p['metrics'].get(name), name)} | {_cell(info.description)} |")
+    out += ["", "Counts: " + ", ".join(f"{k} {v}" for k, v in p["counts"].items()) + ".", ""]
+    gold = scored.gold.by_id()
+    missed = []
+    for i, s in p["items"].items():
+        record = scored.records[i]
+        shown = (record.get("attribution") or {}).get("text")
+        if s["attribution_shown"] is not None and (s["attribution_right"] != s["attribution_expected"] or (shown and not s["attribution_right"])):
+            expected = " / ".join(gold[i].attribution or []) or "(none)"
+            missed.append(f"- {i}: attribution {_cell(shown or '(none)')!s}, expected {_cell(expected)}")
+        if s["disagreement_covered"] is False or (s["disagreement_expected"] is False and s["disagreement_shown"]):
+            sides = "; ".join(f"{x.get('answer')} ({x.get('source')})" for x in record.get("disagreement") or []) or "(none)"
+            missed.append(f"- {i}: disagreement shown {_cell(sides)}")
+    out += ["### Missed", "", *(missed or ["- none"]), ""]
+    return out
 
 
 def _comparison_section(scored: ScoredRun, comparison: Comparison) -> list[str]:

@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from rag.evals.metrics import (
     record_retrieved,
     score_item,
 )
+from rag.evals.provenance import aggregate_provenance, provenance_counts, score_provenance
 from rag.index.catalog import Catalog
 from rag.ingest.pipeline import ProgressFn
 from rag.ingest.readers import read_document
@@ -68,6 +69,8 @@ class ScoredRun:
     counts: dict[str, int]
     run: dict[str, Any]
     problems: list[str] = field(default_factory=list)
+    # Attribution, date and disagreement metrics (rag.evals.provenance): {} unless the gold names them.
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def outcomes(self) -> dict[str, dict[str, Any]]:
         return {s.id: s.outcome() for s in self.scores}
@@ -80,6 +83,7 @@ class ScoredRun:
             "problems": self.problems,
             "gold_issues": [str(i) for i in self.gold.issues],
             "run": self.run,
+            **({"provenance": self.provenance} if self.provenance else {}),
         }
 
 
@@ -261,7 +265,11 @@ def score_run(
         if digest != recorded[source]:
             problems.append(f"the text of {source!r} differs from the run's (changed or missing since)")
     scores = [score_item(by_id[item.id], item, spans[item.id], text_of) for item in asked]
-    return ScoredRun(gold, {i.id: by_id[i.id] for i in asked}, scores, aggregate(scores, k), counts(scores), run, problems)
+    provenance = [score_provenance(by_id[item.id], item, text_of) for item in asked]
+    measured = aggregate_provenance(provenance)
+    extra = {"metrics": measured, "counts": provenance_counts(provenance), "items": {p.id: asdict(p) for p in provenance}}
+    return ScoredRun(gold, {i.id: by_id[i.id] for i in asked}, scores, aggregate(scores, k), counts(scores), run, problems,
+                     extra if measured else {})
 
 
 def _relative(path: Path, start: Path) -> str:
