@@ -63,6 +63,8 @@ def test_a_reporting_pattern_gives_its_speaker(sentence: str, speaker: str) -> N
         "Exports rose 12% in March, which the ministry said was expected.",
         "The company reported revenue 12% higher.",  # no "that": the report is the news itself
         "It said exports rose 12%.",  # a pronoun with nothing named before it
+        "Let's say that exports rose 12%.",  # a figure of speech
+        "Whenever he met traders, Ole Berg informed them of the 12% tariff and told them to leave.",  # an act
     ],
 )
 def test_a_sentence_that_attributes_nothing_gets_nothing(sentence: str) -> None:

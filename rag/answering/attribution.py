@@ -64,8 +64,9 @@ PRONOUNS = frozenset({"he", "she", "they"})
 # A phrase holding one of these is a clause, not a speaker ("which Russia used ...").
 _NOT_IN_SPEAKER = frozenset(
     "which that who whom whose where when while because if as but although since it this these those there "
-    "is are was were be been being".split()
+    "is are was were be been being them him us me we i you our your let let's".split()
 )
+_DANGLING = frozenset("and or but of the a an to in on at for with by from".split())
 _SENTENCE_INITIAL = frozenset("the a an its their his her one some many most two three several other".split())
 
 
@@ -89,7 +90,7 @@ def is_speaker(phrase: str, sentence_initial: bool = False) -> bool:
     """Whether ``phrase`` can name who states something: a pronoun, a speaker noun, or a name."""
     tokens = phrase.split()
     lower = [t.lower().strip("'’") for t in tokens]
-    if not tokens or any(t in _NOT_IN_SPEAKER for t in lower):
+    if not tokens or any(t in _NOT_IN_SPEAKER for t in lower) or lower[-1] in _DANGLING:
         return False
     if len(tokens) == 1 and lower[0] in PRONOUNS:
         return True

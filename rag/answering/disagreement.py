@@ -14,7 +14,9 @@ offsets, confidence, best first). A proposal is the other side of a disagreement
   apart (on a 400-question SQuAD sample the only two cross-document date "disagreements" were
   "1598" against "16th century" and "1754–1763" against "1759");
 - its sentence holds at least ``MIN_SHARED`` of the question's content words that the answer's
-  sentence holds: a value from a passage about something else is not a disagreement.
+  sentence holds (those very words): a value from a passage about something else is not a
+  disagreement ("Nine children have been treated in hospital" against "38 cases of measles had
+  been confirmed in Norwood County" share question words, but not the ones the answer matched).
 """
 
 from __future__ import annotations
@@ -86,8 +88,8 @@ def other_sides(
     kinds = requirement(question)
     if not kinds or not kinds <= QUANTITY_KINDS:
         return []
-    q = set(tokenize(question))
-    needed = MIN_SHARED * _shared(q, answer_sentence)
+    q = set(tokenize(question)) & set(tokenize(answer_sentence))  # what the answer's sentence matched
+    needed = MIN_SHARED * len(q)
     seen = {answer_source}
     keys = {value_key(answer)}
     out: list[OtherSide] = []
