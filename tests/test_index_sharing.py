@@ -13,12 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from rag.assistant import Assistant
 from rag.errors import QueryError, StoreError
-from rag.index.folder import Index, WriterLock
+from rag.index.folder import Index
+from rag.index.locks import WriterLock
 from rag.index.vectors import chroma_where
 from rag.ingest.readers import read_document
 from rag.retrieval.hybrid import Filters
@@ -194,11 +194,11 @@ def test_a_pdf_with_a_malformed_creation_date_is_read_without_its_date(tmp_path:
 
 
 def test_an_unexpected_reader_error_is_a_skip_with_its_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import rag.ingest.pipeline as pipeline
+    from rag.ingest import pipeline
 
     corpus = two_files(tmp_path / "c")
 
-    def flaky(path: Path, source: str, max_bytes: int | None = None):  # noqa: ANN202
+    def flaky(path: Path, source: str, max_bytes: int | None = None):
         if source == "b.txt":
             raise ValueError("day is out of range for month")
         return read_document(path, source, max_bytes)

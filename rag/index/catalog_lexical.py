@@ -1,6 +1,6 @@
 """BM25 search and term statistics over the catalog's FTS5 table, with caches per generation.
 
-``Lexicon`` is the lexical half of ``rag.index.catalog.Catalog``: it reads through the catalog's
+``Lexicon`` is the lexical half of a catalog (``rag.index.catalog``, ``rag.index.catalog_pg``): it reads through the catalog's
 connection (its ``read``), always inside the caller's snapshot, and keeps two caches keyed by the
 catalog's generation, which every commit increases:
 
@@ -27,6 +27,22 @@ Read = Callable[[str, Iterable[object]], list[tuple]]
 
 
 @dataclass(frozen=True)
+class LexicalSql:
+    """How a catalog reads its lexical index: a term's postings as (chunk rowid, term frequency),
+    and its document frequency (one row, one count), both by the term's stored form (``fts_token``)."""
+
+    postings: str
+    frequency: str
+
+
+# SQLite: the FTS5 table's vocabulary views (``rag.index.catalog_schema.LEXICAL_SCHEMA``).
+FTS5_SQL = LexicalSql(
+    postings="SELECT doc, count(*) FROM chunk_occurrences WHERE term = ? GROUP BY doc",
+    frequency="SELECT doc FROM chunk_vocab WHERE term = ?",
+)
+
+
+@dataclass(frozen=True)
 class LexicalTable:
     """The chunks' BM25 lengths by rowid for one generation (0: no chunk at that rowid)."""
 
@@ -42,8 +58,10 @@ class Lexicon:
     """The catalog's BM25 index; every method must run inside one of the catalog's snapshots,
     except ``frequency`` (a late lookup), which opens its own."""
 
-    def __init__(self, read: Read, snapshot: Callable[[], AbstractContextManager[None]], generation: Callable[[], int]) -> None:
+    def __init__(self, read: Read, snapshot: Callable[[], AbstractContextManager[None]], generation: Callable[[], int],
+                 sql: LexicalSql = FTS5_SQL) -> None:
         self._read = read
+        self._sql = sql
         self._snapshot = snapshot
         self._generation = generation
         self._table: LexicalTable | None = None
@@ -60,7 +78,7 @@ class Lexicon:
         postings: dict[str, np.ndarray] = {}
         for term in terms:
             if df.get(term):
-                rows = self._read("SELECT doc, count(*) FROM chunk_occurrences WHERE term = ? GROUP BY doc", (fts_token(term),))
+                rows = self._read(self._sql.postings, (fts_token(term),))
                 postings[term] = np.array(rows, dtype=np.int64).reshape(-1, 2)
         lengths = table.lengths
         if doc_ids is not None:
@@ -110,7 +128,7 @@ class Lexicon:
         return out
 
     def _read_frequency(self, term: str) -> int:
-        rows = self._read("SELECT doc FROM chunk_vocab WHERE term = ?", (fts_token(term),))
+        rows = self._read(self._sql.frequency, (fts_token(term),))
         return int(rows[0][0]) if rows else 0
 
     def frequency(self, generation: int, term: str) -> int:

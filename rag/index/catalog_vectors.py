@@ -24,10 +24,11 @@ import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cached_property
+
 import numpy as np
 
 from rag.domain import VectorEntry, sentence_id
-from rag.index.catalog import Catalog, sentence_chunks
+from rag.index.catalog import CatalogStore, sentence_chunks
 from rag.index.vectors import VectorHit
 from rag.query import Filters
 
@@ -61,7 +62,7 @@ class _Table:
 class CatalogVectors:
     """``VectorStore`` over the catalog's sentence vectors (queries only; exact cosine)."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: CatalogStore) -> None:
         self._catalog = catalog
         self._lock = threading.Lock()
         self._table: _Table | None = None

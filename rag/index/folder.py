@@ -32,21 +32,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from filelock import FileLock, Timeout
 
 from rag.config import Settings
 from rag.domain import DocumentInfo
-from rag.errors import StoreError, disk_hint
-from rag.index.catalog import Catalog
+from rag.errors import StoreError
+from rag.index.catalog import Catalog, CatalogStore
 from rag.index.catalog_vectors import CatalogVectors
 from rag.index.embedding import DEFAULT_VARIANT, Embedder, OnnxEmbedder
 from rag.index.faults import failpoint
+from rag.index.locks import WriterLock
 from rag.index.vectors import ChromaStore, VectorStore
 from rag.query import Filters
 
 logger = logging.getLogger(__name__)
 
-LOCK_FILE = "write.lock"
 
 # Embedded Chroma shares one client system per folder in a process; closing it under another
 # live Index of the same folder breaks (or hangs) that one. Reopening is done only by the sole
@@ -75,7 +74,7 @@ def _check_writable(index_dir: Path) -> None:
         raise StoreError(f"index folder {index_dir} is not writable")
 
 
-def _index_variant(catalog: Catalog) -> str:
+def _index_variant(catalog: CatalogStore) -> str:
     """The embedding variant an index was built with; a new index gets the default."""
     stored = catalog.get_meta("embedding_variant")
     if stored:
@@ -84,7 +83,7 @@ def _index_variant(catalog: Catalog) -> str:
     return "fp32" if catalog.counts()[0] else DEFAULT_VARIANT
 
 
-def _make_embedder(settings: Settings, catalog: Catalog) -> OnnxEmbedder:
+def _make_embedder(settings: Settings, catalog: CatalogStore) -> OnnxEmbedder:
     """The configured embedder in the index's own variant unless a variant is set."""
     e = settings.embedding
     return OnnxEmbedder(e.model, e.variant or _index_variant(catalog), e.batch_size, e.threads, e.cache_dir)
@@ -122,7 +121,7 @@ def _can_write_chroma(index_dir: Path) -> bool:
         return False
 
 
-def _collection_name(catalog: Catalog) -> str:
+def _collection_name(catalog: CatalogStore) -> str:
     """The index's Chroma collection, named once at creation so a moved folder still finds it."""
     name = catalog.get_meta("collection")
     if name is None:
@@ -131,63 +130,22 @@ def _collection_name(catalog: Catalog) -> str:
     return name
 
 
-class WriterLock:
-    """``write.lock`` in the index folder: one writing process at a time, re-entrant per thread.
-
-    ``wait``: a second writer logs that it waits and blocks until the first is done; ``fail``:
-    it raises a one-line StoreError at once.
-    """
-
-    def __init__(self, index_dir: Path, mode: str = "wait") -> None:
-        if mode not in ("wait", "fail"):
-            raise ValueError(f"write_lock ({mode!r}) must be 'wait' or 'fail'")
-        self.path = index_dir / LOCK_FILE
-        self.mode = mode
-        self._lock = FileLock(str(self.path), thread_local=False)
-        self._threads = threading.RLock()
-
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        with self._threads:
-            try:  # filelock retries an open that fails (full disk, read-only folder) forever
-                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644))
-            except OSError as e:
-                raise StoreError(
-                    f"cannot lock index folder {self.path.parent}: {e.strerror or e}{disk_hint(self.path.parent)}"
-                ) from e
-            try:
-                self._lock.acquire(timeout=0)
-            except Timeout:
-                if self.mode == "fail":
-                    raise StoreError(
-                        f"another process is writing index {self.path.parent} ({LOCK_FILE} is held); "
-                        "try again when it is done, or set RAG_WRITE_LOCK=wait to wait for it"
-                    ) from None
-                logger.warning("waiting for another process writing index %s to finish", self.path.parent)
-                self._lock.acquire()
-            except OSError as e:
-                raise StoreError(f"cannot lock index folder {self.path.parent}: {e.strerror or e}") from e
-            try:
-                yield
-            finally:
-                self._lock.release()
-
-
 class Index:
     """The resources of one index folder. Thread-safe; cheap to query once open."""
 
     def __init__(
         self,
         settings: Settings,
-        catalog: Catalog,
+        catalog: CatalogStore,
         store: VectorStore,
         embedder: Embedder,
         writable: bool,
-        lock: WriterLock | None = None,
+        lock: WriterLock | Any = None,
         reopen_store: Any = None,
     ) -> None:
         self.settings = settings
         self.dir = settings.index_dir
+        self.label = str(settings.index_dir)  # what messages call this index: its folder, or its catalog's URL
         self.catalog = catalog
         self.store = store
         self.embedder = embedder
@@ -227,6 +185,12 @@ class Index:
         """
         index_dir = settings.index_dir
         readonly = (not create) if readonly is None else readonly
+        if settings.catalog_url:
+            from rag.index.servers import (
+                open_on_servers,  # psycopg only for those who use it
+            )
+
+            return open_on_servers(settings, create, embedder, store, readonly)
         if create:
             _check_writable(index_dir)
         elif not (index_dir / "catalog.sqlite3").exists():
@@ -253,7 +217,7 @@ class Index:
         if store is None:
             store = ChromaStore(index_dir, settings.chroma_url, name)
             if not settings.chroma_url:
-                reopen = lambda: ChromaStore(index_dir, None, name)  # noqa: E731
+                reopen = lambda: ChromaStore(index_dir, None, name)
         index = cls(settings, catalog, store, embedder, writable, lock, reopen)
         index._check_model()
         return index
@@ -265,14 +229,14 @@ class Index:
         stored = self.catalog.get_meta("embedding_model")
         if stored and stored != self.embedder.name:
             raise StoreError(
-                f"index {self.dir} was built with embedding model {stored!r}, not {self.embedder.name!r}; "
+                f"index {self.label} was built with embedding model {stored!r}, not {self.embedder.name!r}; "
                 "use that model or rebuild with `rag ingest --rebuild`"
             )
         stored_variant = _index_variant(self.catalog)
         variant = getattr(self.embedder, "variant", stored_variant)
         if variant != stored_variant:
             raise StoreError(
-                f"index {self.dir} holds {stored_variant} embeddings, not {variant}; set "
+                f"index {self.label} holds {stored_variant} embeddings, not {variant}; set "
                 f"RAG_EMBEDDING__VARIANT={stored_variant} or rebuild with `rag ingest --rebuild`"
             )
 
@@ -284,6 +248,11 @@ class Index:
             raise StoreError(f"index {self.dir} is open read-only")
         if not self.writable:
             raise StoreError(f"index folder {self.dir} is not writable")
+        if self.settings.catalog_url:
+            with self.write_lock, self.lock.hold():
+                self.repair()
+                yield
+            return
         with self.write_lock, self.lock.hold():
             if self.catalog.get_meta("writer") != self._writer_token:
                 # Another process wrote since this one last did: a client opened before that
@@ -424,7 +393,7 @@ class Index:
         """The exact text that citation offsets of ``source`` index into."""
         text = self.catalog.text_by_source(source)
         if text is None:
-            raise StoreError(f"no document {source!r} in index {self.dir}")
+            raise StoreError(f"no document {source!r} in index {self.label}")
         return text
 
     def embed_query(self, text: str) -> np.ndarray:

@@ -28,6 +28,7 @@ from rag.query import Filters
 
 logger = logging.getLogger(__name__)
 
+EMBEDDING_KEY = "rag:embedding"  # a collection's metadata: the model and variant of its vectors
 _BATCH = 4000  # below Chroma's max batch size (5461 on the embedded SQLite backend)
 
 
@@ -58,7 +59,10 @@ class VectorStore(Protocol):
 class ChromaStore:
     """A Chroma collection of sentence vectors (cosine space) with doc id, source, span, date, chunks."""
 
-    def __init__(self, index_dir: Path, url: str | None = None, name: str = "rag_chunks") -> None:
+    def __init__(self, index_dir: Path, url: str | None = None, name: str = "rag_chunks",
+                 embedding: str | None = None) -> None:
+        """``embedding`` (model and variant): recorded on a new collection, and an existing one
+        that records another is refused (its vectors could not be compared with the questions')."""
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
@@ -77,17 +81,19 @@ class ChromaStore:
                 self._client.heartbeat()
             else:
                 self._client = chromadb.PersistentClient(path=str(index_dir / "chroma"), settings=chroma_settings)
-            self._collection = self._client.get_or_create_collection(
-                name,
-                metadata={"hnsw:space": "cosine"},
-                embedding_function=None,
-            )
+            metadata = {"hnsw:space": "cosine"} | ({EMBEDDING_KEY: embedding} if embedding else {})
+            self._collection = self._client.get_or_create_collection(name, metadata=metadata, embedding_function=None)
+            stored = (self._collection.metadata or {}).get(EMBEDDING_KEY)
         except StoreError:
             raise
         except Exception as e:  # connection refused, permission denied, corrupt files...
             where = f"Chroma server at {url}" if url else f"Chroma store in {self._folder}"
             hint = "" if url or not index_dir.exists() else disk_hint(index_dir)
             raise StoreError(f"cannot open {where}: {_one_line(e)}{hint}") from e
+        if embedding and stored and stored != embedding:
+            where = f"Chroma server at {url}" if url else f"Chroma store in {self._folder}"
+            raise StoreError(f"collection {name} on the {where} holds vectors of {stored}, not {embedding}; "
+                             "point the catalog at its own collection or rebuild with `rag ingest --rebuild`")
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
