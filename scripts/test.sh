@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install what the tests need (venv, Debian chromium, a Chroma server), check the import layers
-# and run the tests.
+# Install what the tests need (venv, Debian chromium and postgresql, a Chroma server, a throwaway
+# PostgreSQL cluster), check the import layers and run the tests.
 # Extra arguments go to pytest, e.g. scripts/test.sh -m slow
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,12 +16,18 @@ chroma_dir="$(mktemp -d)"
 port="$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 ANONYMIZED_TELEMETRY=False .venv/bin/chroma run --path "$chroma_dir" --host 127.0.0.1 --port "$port" >"$chroma_dir.log" 2>&1 &
 chroma_pid=$!
-trap 'kill $chroma_pid 2>/dev/null; wait $chroma_pid 2>/dev/null; rm -rf "$chroma_dir" "$chroma_dir.log"' EXIT
+pg_dir="$(mktemp -d)"
+trap 'kill $chroma_pid 2>/dev/null; wait $chroma_pid 2>/dev/null; rm -rf "$chroma_dir" "$chroma_dir.log"; scripts/pg_temp.sh stop "$pg_dir"' EXIT
 for _ in $(seq 1 60); do
   if curl -sf "http://127.0.0.1:$port/api/v2/heartbeat" >/dev/null; then break; fi
   sleep 0.5
 done
 export RAG_TEST_CHROMA_URL="http://127.0.0.1:$port"
+# A throwaway PostgreSQL cluster (Debian's postgresql, installed when missing; as `nobody` when
+# root) on a free port of 127.0.0.1 for the catalog-on-a-server tests; stopped and deleted on exit.
+pg_port="$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+RAG_TEST_PG_URL="$(scripts/pg_temp.sh start "$pg_dir" "$pg_port")"
+export RAG_TEST_PG_URL
 # The layers contract in pyproject.toml: no module imports from a layer above its own.
 .venv/bin/lint-imports
 # --durations=20: the slowest tests, in every CI log.

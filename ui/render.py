@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from rag.domain import DocumentInfo
-from rag.records import Answer, Citation
+from rag.records import Answer, Citation, provenance_note
 
 _MARKER = re.compile(r"\[(\d+)\]")
 _CITE_KEY = re.compile(r"^(\d+)-(r?)(\d+)$")
@@ -203,6 +203,7 @@ def answer_html(answer: Answer, turn: int, titles: Mapping[str, str], nearest: S
         lead_id = span.citation if span else lead_id
         link = f" {cite_link(turn, lead_id)}" if lead_id in ids else ""
         parts.append(f'<div class="rag-short"><strong>{text(answer.short_answer)}</strong>{link}</div>')
+        parts.append(provenance_html(answer))
     parts.append(f'<div class="rag-text">{_body_html(body, answer, span, turn, ids)}</div>')
     if citations:
         parts.append('<div class="rag-sources"><div class="rag-label">Sources</div>')
@@ -215,6 +216,15 @@ def answer_html(answer: Answer, turn: int, titles: Mapping[str, str], nearest: S
         meta.append(f"{answer.timings_ms['total']:.0f} ms")
     parts.append(f'<div class="rag-meta">{text(" · ".join(meta))}</div></div>')
     return "".join(parts)
+
+
+def provenance_html(answer: Answer) -> str:
+    """The muted line under the short answer: who says it and as of when ("according to a second
+    official (2024-04-13)", "as of 2024-05-08"); empty when neither is known."""
+    note = provenance_note(answer).removeprefix(", ").strip()
+    if note.startswith("("):  # a date alone
+        note = "as of " + note.strip("()")
+    return f'<div class="rag-provenance rag-muted">{text(note)}</div>' if note else ""
 
 
 def _passage_list(passages: Sequence[Citation], turn: int, titles: Mapping[str, str], nearest: bool) -> str:
