@@ -99,6 +99,13 @@ def _delete_index(settings: Settings) -> None:
 
     from rag.index.folder import Index
 
+    if settings.catalog_url:  # the servers' index: its tables and its collection
+        index = Index.open(settings, create=True)
+        with index.lock.hold():
+            index.store.drop()  # type: ignore[attr-defined]
+            index.catalog.drop()  # type: ignore[attr-defined]
+        index.catalog.close()
+        return
     if (settings.index_dir / "catalog.sqlite3").exists():
         index = Index.open(settings, create=True)
         assert index.lock is not None
@@ -213,7 +220,7 @@ def stats(index: IndexOpt = None, as_json: Annotated[bool, typer.Option("--json"
     if as_json:
         typer.echo(json.dumps([d.__dict__ for d in docs], indent=2))
         return
-    table = Table(title=f"{idx.dir}: {n_docs} documents, {n_chunks} chunks")
+    table = Table(title=f"{idx.label}: {n_docs} documents, {n_chunks} chunks")
     for col in ("source", "title", "date", "kind", "chunks", "chars"):
         table.add_column(col, overflow="fold")
     for d in docs:
@@ -241,6 +248,31 @@ def serve(
         run_ui(settings, ingest_first=ingest_first)
     except RagError as e:
         raise fail(str(e)) from None
+
+
+@app.command()
+def migrate(
+    index: IndexOpt = None,
+) -> None:
+    """Copy an index folder to the servers named by RAG_CATALOG_URL and RAG_CHROMA_URL (stored
+    rows as they are: nothing is re-read or re-embedded); the servers' index must be empty."""
+    from rag.index.folder import Index
+    from rag.index.migrate import copy_index
+
+    try:
+        settings = settings_from_env(index)
+        if not settings.catalog_url:
+            raise RagError("rag migrate copies an index folder to the servers: set RAG_CATALOG_URL and RAG_CHROMA_URL")
+        # Read from the folder's catalog alone (its vectors are there too): no Chroma is opened.
+        folder = settings.with_overrides(catalog_url=None, chroma_url=None, retrieval={"exact_search_max_vectors": 1 << 62})
+        source = Index.open(folder, readonly=True)
+        target = Index.open(settings.with_overrides(embedding={"variant": source.catalog.get_meta("embedding_variant")}),
+                            create=True, embedder=source.embedder)
+        copied = copy_index(source, target)
+        n_docs, n_chunks = target.catalog.counts()
+    except RagError as e:
+        raise fail(str(e)) from None
+    typer.echo(f"copied {copied} documents from {source.label} to {target.label}: {n_docs} documents, {n_chunks} chunks")
 
 
 # ``rag eval``, ``rag score`` and ``rag squad`` live in rag.cli.eval.

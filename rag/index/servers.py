@@ -13,16 +13,16 @@ from __future__ import annotations
 from rag.config import Settings
 from rag.errors import StoreError
 from rag.index.catalog_pg import PgCatalog, PgWriterLock
-from rag.index.catalog_sql import CatalogStore
 from rag.index.embedding import Embedder
-from rag.index.folder import Index, _collection_name, _index_variant, _make_embedder
+from rag.index.folder import Index, _collection_name, _make_embedder
 from rag.index.vectors import ChromaStore, VectorStore
 
 
-def embedding_label(embedder: Embedder, catalog: CatalogStore) -> str:
-    """What a Chroma collection records about its vectors: the model and the variant."""
-    variant = getattr(embedder, "variant", None) or _index_variant(catalog)
-    return f"{embedder.name} {variant}"
+def embedding_label(embedder: Embedder) -> str:
+    """What a Chroma collection records about its vectors: the model and its variant (an
+    embedder of one's own may have no variant: its name alone)."""
+    variant = getattr(embedder, "variant", None)
+    return f"{embedder.name} {variant}" if variant else embedder.name
 
 
 def open_on_servers(
@@ -46,7 +46,7 @@ def open_on_servers(
         embedder = embedder or _make_embedder(settings, catalog)
         if store is None:
             store = ChromaStore(settings.index_dir, settings.chroma_url, name or "rag_chunks",
-                                embedding=embedding_label(embedder, catalog))
+                                embedding=embedding_label(embedder))
         index = Index(settings, catalog, store, embedder, not readonly, lock)
         index.label = catalog.label
         index._check_model()

@@ -1,0 +1,195 @@
+"""An index on servers (PostgreSQL catalog + Chroma server): stateless instances, `rag migrate`,
+and every bad state as one line (exit 1, no traceback, nothing written).
+
+The ``rag`` commands run as subprocesses, each in an empty working folder that must stay empty.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag.assistant import Assistant
+from rag.config import Settings
+from rag.index.catalog_pg import PgCatalog
+
+from .conftest import ROOT, SEED_SOURCE
+from .pg_helpers import (
+    admin,
+    chroma_url,
+    fresh_database,
+    server_url,
+    with_credentials,
+    with_database,
+)
+from .stress_worker import TinyEmbedder
+
+pytestmark = [pytest.mark.server, pytest.mark.timeout(300)]
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with fresh_database(server_url()) as url:
+        yield url
+
+
+def rag(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``rag ARGS`` in ``cwd`` with only the given RAG_* settings."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    clean.update(HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False", PYTHONPATH=str(ROOT), **env)
+    return subprocess.run([sys.executable, "-m", "rag.cli", *args], cwd=cwd, env=clean, capture_output=True, check=False,
+                          text=True, timeout=240)
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], *needles: str) -> str:
+    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert "Traceback" not in done.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def servers(catalog: str, chroma: str | None = None) -> dict[str, str]:
+    return {"RAG_CATALOG_URL": catalog, "RAG_CHROMA_URL": chroma or chroma_url()}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tables(url: str) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").fetchall()
+    return [r[0] for r in rows]
+
+
+def open_tiny(url: str, create: bool = False) -> Assistant:
+    settings = Settings(catalog_url=url, chroma_url=chroma_url(), answer={"answerer": "extractive"})
+    return Assistant.open(settings=settings, create=create, embedder=TinyEmbedder())  # type: ignore[arg-type]
+
+
+# -- bad states: one line each, nothing written ---------------------------------------------
+def test_an_unreachable_server_is_one_line(tmp_path: Path) -> None:
+    url = f"postgresql://rag:pw@127.0.0.1:{free_port()}/rag"
+    done = rag(tmp_path, "ingest", str(ROOT / "corpus"), **servers(url))
+    line = assert_one_line_error(done, "cannot connect to the catalog at postgresql://rag@127.0.0.1:", "refused")
+    assert ":pw@" not in line and list(tmp_path.iterdir()) == []
+
+
+def test_a_wrong_password_is_one_line(tmp_path: Path, pg_url: str) -> None:
+    done = rag(tmp_path, "stats", **servers(with_credentials(pg_url, "rag", "wrong-password")))
+    line = assert_one_line_error(done, 'password authentication failed for user "rag"')
+    assert "wrong-password" not in line and list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_database_is_one_line(tmp_path: Path) -> None:
+    url = with_database(server_url(), "no_such_db_" + uuid.uuid4().hex[:6])
+    done = rag(tmp_path, "ingest", str(ROOT / "corpus"), **servers(url))
+    assert_one_line_error(done, "database", "does not exist")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_newer_schema_is_one_line(tmp_path: Path, pg_url: str) -> None:
+    PgCatalog(pg_url, create=True).close()
+    admin(pg_url, "UPDATE meta SET value = '2' WHERE key = 'schema'")
+    for command in (["ask", "What share of microelectronics came from China?"], ["ingest", str(ROOT / "corpus")]):
+        done = rag(tmp_path, *command, **servers(pg_url))
+        assert_one_line_error(done, "has schema 2, this version of rag-cite reads 1; upgrade rag-cite")
+    assert tables(pg_url) == ["chunks", "documents", "meta", "pending", "postings", "sentences"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_collection_of_another_embedding_variant_is_one_line(tmp_path: Path, pg_url: str) -> None:
+    import chromadb
+
+    name = "other_" + uuid.uuid4().hex[:8]
+    host, port = chroma_url().rsplit(":", 1)
+    client = chromadb.HttpClient(host=host.split("//")[1], port=int(port))
+    client.create_collection(name, metadata={"hnsw:space": "cosine", "rag:embedding": "all-MiniLM-L6-v2 fp32"})
+    catalog = PgCatalog(pg_url, create=True)
+    catalog.set_meta("collection", name)
+    done = rag(tmp_path, "ingest", str(ROOT / "corpus"), **servers(pg_url))
+    assert_one_line_error(done, f"collection {name}", "holds vectors of all-MiniLM-L6-v2 fp32, not all-MiniLM-L6-v2 int8")
+    assert catalog.counts() == (0, 0) and client.get_collection(name).count() == 0
+    catalog.close()
+    client.delete_collection(name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_privileges_are_one_line(tmp_path: Path, pg_url: str) -> None:
+    role = "weak_" + uuid.uuid4().hex[:6]
+    admin(server_url(), f"CREATE ROLE {role} LOGIN PASSWORD 'weak'")
+    try:
+        weak = with_credentials(pg_url, role, "weak")
+        done = rag(tmp_path, "ingest", str(ROOT / "corpus"), **servers(weak))  # may not create tables
+        assert_one_line_error(done, "permission denied for schema public")
+        assert tables(pg_url) == []
+        PgCatalog(pg_url, create=True).close()
+        done = rag(tmp_path, "stats", **servers(weak))  # may not read them
+        assert_one_line_error(done, "permission denied for table meta")
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        admin(server_url(), f"DROP OWNED BY {role}", f"DROP ROLE {role}")
+
+
+def test_a_catalog_url_without_a_chroma_server_or_of_another_scheme_is_one_line(tmp_path: Path, pg_url: str) -> None:
+    done = rag(tmp_path, "stats", RAG_CATALOG_URL=pg_url)
+    assert_one_line_error(done, "RAG_CATALOG_URL needs RAG_CHROMA_URL too")
+    done = rag(tmp_path, "stats", RAG_CATALOG_URL="mysql://rag:secret@127.0.0.1/rag")
+    line = assert_one_line_error(done, "catalog_url ('mysql://...') must start with postgresql://")
+    assert "secret" not in line and tables(pg_url) == [] and list(tmp_path.iterdir()) == []
+
+
+# -- stateless instances ----------------------------------------------------------------------
+def test_an_ingest_on_one_instance_is_answered_by_another_on_its_next_question(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("The harbour was rebuilt in 1887 by the council.\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # nothing may appear here but the corpus the test wrote
+    writer = open_tiny(pg_url, create=True)
+    writer.ingest([corpus], root=corpus)
+    reader = open_tiny(pg_url)
+    question = "When did the old mill burn down?"
+    assert reader.ask(question).citations == [] or all(c.source == "a.txt" for c in reader.ask(question).citations)
+    (corpus / "b.txt").write_text("The old mill burned down in 1901 and was never rebuilt.\n", encoding="utf-8")
+    writer.ingest([corpus], root=corpus)
+    answer = reader.ask(question)
+    assert [c.source for c in answer.citations] == ["b.txt"]
+    assert all(reader.document_text(c.source)[c.start : c.end] == c.quote for c in answer.citations)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus"]
+    writer.close()
+    reader.close()
+
+
+def test_rag_migrate_moves_an_index_folder_to_the_servers(tmp_path: Path, pg_url: str) -> None:
+    corpus, folder, work = tmp_path / "corpus", tmp_path / "idx", tmp_path / "work"
+    corpus.mkdir()
+    work.mkdir()
+    (corpus / SEED_SOURCE).write_bytes((ROOT / "corpus" / SEED_SOURCE).read_bytes())
+    assert rag(tmp_path, "ingest", str(corpus), "--index", str(folder), "--root", str(corpus)).returncode == 0
+    done = rag(work, "migrate", "--index", str(folder), **servers(pg_url))
+    assert done.returncode == 0, done.stderr
+    assert "copied 1 documents" in done.stdout
+    question = "What share of microelectronics came from China?"
+    embedded = rag(work, "ask", question, "--json", "--index", str(folder))
+    served = rag(work, "ask", question, "--json", **servers(pg_url))
+    a, b = json.loads(embedded.stdout), json.loads(served.stdout)
+    assert (a["answer"], a["citations"], a["retrieved"]) == (b["answer"], b["citations"], b["retrieved"])
+    assert_one_line_error(rag(work, "migrate", "--index", str(folder), **servers(pg_url)), "already holds documents")
+    assert list(work.iterdir()) == []
