@@ -99,6 +99,11 @@ def test_a_pronoun_without_a_named_speaker_is_not_shown() -> None:
     assert speaker_of(doc, "Prices rose 3%, she said.", "3%") is None
 
 
+def test_a_pronoun_does_not_reach_a_speaker_far_back() -> None:
+    doc = "Dr. Amara Osei said clinics would open. " + "The weather was mild. " * 8 + "Prices rose 3%, she said."
+    assert speaker_of(doc, "Prices rose 3%, she said.", "3%") is None
+
+
 def test_a_closed_quotation_does_not_borrow_the_next_speaker() -> None:
     doc = '"Exports rose 12%." Prices fell 2%, the bank said.'
     assert speaker_of(doc, '"Exports rose 12%."', "12%") is None

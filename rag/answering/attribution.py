@@ -61,6 +61,7 @@ SPEAKER_NOUNS = frozenset(
     "department's official's ministry's".split()
 )
 PRONOUNS = frozenset({"he", "she", "they"})
+LOOK_BACK = 6  # sentences searched for the speaker a pronoun names (a text without blank lines is one paragraph)
 # A phrase holding one of these is a clause, not a speaker ("which Russia used ...").
 _NOT_IN_SPEAKER = frozenset(
     "which that who whom whose where when while because if as but although since it this these those there "
@@ -184,4 +185,4 @@ def find_attribution(text: str, start: int, end: int, claim: tuple[int, int] | N
         last = len(text[:p0].rstrip()) - 1
         q0, q1 = paragraph_bounds(text, last, last)
         earlier = [(q0 + a, q0 + b) for a, b in split_sentences(text[q0:q1])] + earlier
-    return _named(text, earlier)
+    return _named(text, earlier[-LOOK_BACK:])
