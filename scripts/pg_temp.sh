@@ -2,7 +2,8 @@
 # A throwaway PostgreSQL cluster on 127.0.0.1, for the tests (scripts/test.sh) and for trying the
 # server setup on one machine (scripts/cluster.sh).
 #
-#   scripts/pg_temp.sh start DIR PORT   initdb in DIR (made, must be empty or missing), start it on
+#   scripts/pg_temp.sh start DIR PORT   initdb in DIR (empty, e.g. from mktemp -d; as root, `nobody`
+#                                       must be able to reach it), start it on
 #                                       PORT; prints postgresql://rag:PASSWORD@127.0.0.1:PORT/postgres
 #   scripts/pg_temp.sh stop DIR         stop it (fast) and delete DIR
 #
