@@ -193,3 +193,21 @@ def test_rag_migrate_moves_an_index_folder_to_the_servers(tmp_path: Path, pg_url
     assert (a["answer"], a["citations"], a["retrieved"]) == (b["answer"], b["citations"], b["retrieved"])
     assert_one_line_error(rag(work, "migrate", "--index", str(folder), **servers(pg_url)), "already holds documents")
     assert list(work.iterdir()) == []
+
+
+def test_an_eval_of_a_corpus_never_touches_the_servers_index(tmp_path: Path, pg_url: str, embedder: object) -> None:
+    """``rag eval --corpus`` ingests into a temporary index and drops its collection afterwards:
+    with RAG_CATALOG_URL set, that must not be the servers' shared index."""
+    from rag.evals.run import open_assistant
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("The harbour was rebuilt in 1887 by the council.\n", encoding="utf-8")
+    shared = Assistant.open(settings=Settings(catalog_url=pg_url, chroma_url=chroma_url()), create=True,
+                            embedder=embedder)  # type: ignore[arg-type]
+    shared.ingest([corpus], root=corpus)
+    vectors = shared.index.store.count()
+    with open_assistant(Settings(catalog_url=pg_url, chroma_url=chroma_url()), corpus=corpus) as temporary:
+        assert not isinstance(temporary.index.catalog, PgCatalog)
+    assert shared.index.store.count() == vectors > 0 and [d.source for d in shared.documents()] == ["a.txt"]
+    shared.close()

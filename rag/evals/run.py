@@ -154,7 +154,9 @@ def open_assistant(settings: Settings, index: Path | None = None, corpus: Path |
     tmp = Path(tempfile.mkdtemp(prefix="rag-eval-index-"))
     assistant = None
     try:
-        assistant = Assistant.open(tmp, settings=settings, create=True)
+        # A temporary index of its own: never the servers' shared catalog (RAG_CATALOG_URL),
+        # whose collection the clean-up below would drop.
+        assistant = Assistant.open(tmp, settings=settings.with_overrides(catalog_url=None), create=True)
         report = assistant.ingest([corpus])
         for path, reason in report.skipped:
             logger.warning("ingest skipped %s: %s", path, reason)
