@@ -71,7 +71,8 @@ def collect(args: argparse.Namespace) -> None:
     src.write_text(json.dumps({"version": "v2.0", "data": data}))
     if not (out / "gold.jsonl").exists():
         convert_squad(src, out, force=True)
-    settings = Settings().with_overrides(index_dir=out / "index", answer={"answerer": "reader", "reader_model": args.model or ""})
+    answer = {"answerer": "reader", "reader_model": args.model or ""} | dict(kv.split("=", 1) for kv in args.set)
+    settings = Settings().with_overrides(index_dir=Path(args.index) if args.index else out / "index", answer=answer)
     assistant = Assistant.open(settings=settings, create=True)
     if not assistant.documents():
         assistant.ingest([out / "corpus"])
@@ -85,14 +86,18 @@ def collect(args: argparse.Namespace) -> None:
     for n, item in enumerate(gold):
         q = item.question
         t = time.perf_counter()
-        hits = assistant.retriever.retrieve(assistant.query(q))
-        props = answerer.propose(q, hits)
+        query = assistant.query(q)
+        hits = assistant.retriever.retrieve(query)
+        scored = answerer.sentences.score_sentences(q, hits, query.vector) if hits else []
+        props = answerer.propose(q, hits, scored)
         times.append((time.perf_counter() - t) * 1000)
         # A hit's term statistics read the catalog lazily (unpicklable, and not needed to replay).
         props = [replace(p, hit=replace(p.hit, terms=EMPTY_STATS)) for p in props]
         rows.append({"id": item.id, "question": q, "answers": item.answers, "unanswerable": item.unanswerable,
                      "required": requirement(q), "proposals": props,
-                     "ranks": {h.chunk.id: i for i, h in enumerate(hits)}})
+                     "ranks": {h.chunk.id: i for i, h in enumerate(hits)},
+                     "hits": [(h.chunk.id, h.score, h.dense_score, h.lexical_rank) for h in hits],
+                     "sentences": [(s.source, s.start, s.end, s.prob) for s in scored]})
         if n % 200 == 0:
             print(f"{n}/{len(gold)} {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     with (out / "proposals.pkl").open("wb") as f:
@@ -104,18 +109,19 @@ PASSAGES = 5
 
 
 NARROW = True
+WHOLE = True
 
 
 def replay(row: dict, threshold: float, a: float, b: float, kind: bool, ratio: float, max_chars: int) -> Choice:
     props = [replace(p, confidence=confidence(p.span.margin, p.span.has_answer, a, b))
              for p in row["proposals"] if row["ranks"][p.hit.chunk.id] < PASSAGES]
     props.sort(key=lambda p: -p.confidence)
-    return choose(props, row["required"] if kind else None, threshold, ratio, max_chars, 4, narrow=NARROW)
+    return choose(props, row["required"] if kind else None, threshold, ratio, max_chars, 4, narrow=NARROW, whole=WHOLE)
 
 
 def score(args: argparse.Namespace) -> None:
-    global PASSAGES, NARROW
-    PASSAGES, NARROW = args.passages, not args.no_narrow
+    global PASSAGES, NARROW, WHOLE
+    PASSAGES, NARROW, WHOLE = args.passages, not args.no_narrow, not args.no_whole
     with (Path(args.run) / "proposals.pkl").open("rb") as f:
         rows = pickle.load(f)
     pos = [r for r in rows if not r["unanswerable"]]
@@ -159,6 +165,8 @@ def main() -> None:
     c.add_argument("--out", required=True)
     c.add_argument("--model", default="")
     c.add_argument("--limit", type=int, default=0)
+    c.add_argument("--index", default="", help="an index of the same articles to reuse (read only)")
+    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an answer setting, e.g. reader_read=chunks")
     s = sub.add_parser("score")
     s.add_argument("run")
     s.add_argument("--thresholds", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")
@@ -169,6 +177,7 @@ def main() -> None:
     s.add_argument("--max-chars", type=int, default=300)
     s.add_argument("--json", help="also write the table here")
     s.add_argument("--no-narrow", action="store_true", help="keep the reader's whole span as the short answer")
+    s.add_argument("--no-whole", action="store_true", help="no qualifiers grown back onto a value (rag.text.qualifiers)")
     s.add_argument("--passages", type=int, default=5, help="replay reading only the top N passages (N <= what was collected)")
     args = ap.parse_args()
     collect(args) if args.cmd == "collect" else score(args)

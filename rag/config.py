@@ -70,7 +70,17 @@ class AnswerSettings(BaseModel):
     )
     max_question_chars: int = Field(2000, ge=10)
     reader_model: str = Field("", description="folder of a reader model (model.onnx, tokenizer.json, reader.json); empty = the shipped one")
-    reader_passages: int = Field(5, ge=1, le=50, description="top passages the reader reads")
+    reader_read: Literal["chunks", "sentences"] = Field(
+        "chunks", description="chunks: the top reader_passages hits' whole chunks; sentences: the feature model's best "
+        "reader_focus_sentences sentences with reader_focus_context neighbours (fewer tokens, lower F1: docs/reader.md)"
+    )
+    reader_focus_sentences: int = Field(5, ge=1, le=50, description="sentences the reader reads around (reader_read=sentences)")
+    reader_focus_context: int = Field(1, ge=0, le=5, description="neighbours read on each side of a focus sentence")
+    reader_passages: int = Field(5, ge=1, le=50, description="top hits whose chunks the reader reads (reader_read=chunks)")
+    reader_first: int = Field(2, ge=1, le=50, description="passages read first; the rest only when no answer reached reader_stop_confidence")
+    reader_stop_confidence: float = Field(
+        0.4, ge=0.0, le=1.0, description="stop reading once an answer of the kind asked for is this confident (1.0: read all)"
+    )
     reader_spans: int = Field(5, ge=1, le=50, description="answer spans kept per passage")
     reader_threads: int = Field(0, ge=0, le=64, description="windows read at once, one core each; 0 = one per core")
     reader_refusal_threshold: float | None = Field(

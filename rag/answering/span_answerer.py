@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from rag.answering.draft import NO_PASSAGES_TEXT, REFUSAL_TEXT, Draft, ScoredSentence
 from rag.answering.extractive import ExtractiveAnswerer
+from rag.answering.passages import Passage, chunk_passages, document_slice, focused_passages
 from rag.answering.reader import Span, SpanReader
 from rag.config import AnswerSettings
 from rag.domain import Hit
 from rag.records import Citation
 from rag.text.answer_kinds import AType, candidates, holds, requirement
 from rag.text.normalize import normalize_answer
+from rag.text.qualifiers import with_qualifiers
 
 # Confidence = sigmoid(MARGIN_SCALE * margin + HAS_SCALE * logit(has_answer) + CONFIDENCE_BIAS):
 # the span's lead over its window's no-answer score and the window's has-answer probability,
@@ -117,6 +119,7 @@ def choose(
     max_chars: int,
     max_sentences: int,
     narrow: bool = True,
+    whole: bool = True,
 ) -> Choice:
     """The answer policy, a pure function of the reader's proposals (best first).
 
@@ -127,7 +130,7 @@ def choose(
     (confidence at least ``runner_up_ratio`` of the lead's; 1.0 or more turns that off). With
     ``narrow`` the short answer is the one value of the kind asked for inside the lead span.
     """
-    typed = [p for p in proposals if required is None or holds(required, candidates(p.hit.chunk.text, p.span.start, p.span.end))]
+    typed = [p for p in proposals if required is None or holds(required, kinds_in(p))]
     if not typed:
         best = proposals[0].confidence if proposals else 0.0
         reason = "no proposed span holds the kind of answer asked for" if proposals else "the reader proposed nothing"
@@ -153,16 +156,35 @@ def choose(
         cited.append((p.sentence_start, p.sentence_end, p.hit))
         quotes.add(_quote(p))
         budget -= length
-    return Choice(False, lead, tuple(cited), lead.confidence, short=narrowed(lead, required) if narrow else (lead.start, lead.end, lead.span.text))
+    short = narrowed(lead, required) if narrow else (lead.start, lead.end, lead.span.text)
+    return Choice(False, lead, tuple(cited), lead.confidence, short=qualified(lead, short) if whole else short)
 
 
 def _quote(p: Proposal) -> str:
-    c = p.hit.chunk
-    return c.text[p.sentence_start - c.start : p.sentence_end - c.start]
+    return document_slice(p.hit, p.sentence_start, p.sentence_end)
+
+
+def _text_of(hit: Hit) -> tuple[str, int]:
+    """The text a hit's offsets index into and the document offset of its first character."""
+    return (hit.document_text, 0) if hit.document_text else (hit.chunk.text, hit.chunk.start)
+
+
+def kinds_in(p: Proposal) -> list:
+    """The typed candidates (numbers, dates, names...) inside a proposal's span, document offsets."""
+    text, base = _text_of(p.hit)
+    return [replace(c, start=c.start + base, end=c.end + base) for c in candidates(text, p.start - base, p.end - base)]
 
 
 # Kinds whose answer is the value itself: "what share...?" is answered by "90%", not "90% of Russia".
 VALUE_KINDS = frozenset({AType.PERCENT, AType.MONEY, AType.NUMBER, AType.DATE, AType.DURATION})
+
+
+def qualified(lead: Proposal, short: tuple[int, int, str]) -> tuple[int, int, str]:
+    """The short answer with what qualifies its value ("over 400", "the late 1960s", "1759-60";
+    ``rag.text.qualifiers``), within the lead's sentence."""
+    text, base = _text_of(lead.hit)
+    a, b = with_qualifiers(text, short[0] - base, short[1] - base, lead.sentence_start - base, lead.sentence_end - base)
+    return (short[0], short[1], short[2]) if (a, b) == (short[0] - base, short[1] - base) else (a + base, b + base, text[a:b])
 
 
 def narrowed(lead: Proposal, required: frozenset[AType] | None) -> tuple[int, int, str]:
@@ -174,12 +196,11 @@ def narrowed(lead: Proposal, required: frozenset[AType] | None) -> tuple[int, in
     whole = (lead.start, lead.end, lead.span.text)
     if not required or not required <= VALUE_KINDS:
         return whole
-    chunk = lead.hit.chunk
-    values = [c for c in candidates(chunk.text, lead.span.start, lead.span.end) if c.type in required]
+    values = [c for c in kinds_in(lead) if c.type in required]
     if len(values) != 1:
         return whole
     v = values[0]
-    return chunk.start + v.start, chunk.start + v.end, v.text
+    return v.start, v.end, v.text
 
 
 class ReaderAnswerer:
@@ -197,40 +218,42 @@ class ReaderAnswerer:
             calibrated = self.reader.calibrated_threshold()
             self.threshold = calibrated if calibrated is not None else READER_REFUSAL_THRESHOLD
 
-    def propose(self, question: str, hits: list[Hit]) -> list[Proposal]:
-        """Every span the reader proposes in the top passages, most confident first."""
-        top = hits[: self.settings.reader_passages]
-        read = self.reader.read(question, [h.chunk.text for h in top], top_n=self.settings.reader_spans)
-        out: list[Proposal] = []
-        for hit, spans in zip(top, read):
-            for span in spans:
-                text = _strip_edges(span.text)
-                if not text:
-                    continue
-                lead = span.text.find(text)
-                c0 = span.start + lead
-                holding = overlapping_sentences(hit.chunk.sentences, hit.chunk.start + c0, hit.chunk.start + c0 + 1)
-                limit = holding[0][1] - hit.chunk.start if holding else len(hit.chunk.text)
-                c0, c1 = balanced(hit.chunk.text, c0, c0 + len(text), limit)
-                if c1 <= c0:
-                    continue
-                text = hit.chunk.text[c0:c1]
-                span = Span(span.passage, c0, c1, text, span.score, span.margin, span.has_answer)
-                start = hit.chunk.start + c0
-                end = start + len(text)
-                sentences = overlapping_sentences(hit.chunk.sentences, start, end)
-                if len(sentences) > 1:
-                    continue  # an answer lies inside one sentence; a span across two is a fragment
-                s0, s1 = sentences[0] if sentences else (hit.chunk.start, hit.chunk.end)
-                out.append(Proposal(span, hit, start, end, s0, s1, confidence(span.margin, span.has_answer)))
+    def passages(self, hits: list[Hit], scored: list[ScoredSentence] | None) -> list[Passage]:
+        """What the reader reads, best first: the sentences around the feature model's best
+        ones (``reader_read="sentences"``), or the top hits' whole chunks."""
+        s = self.settings
+        if s.reader_read == "sentences" and scored:
+            return focused_passages(hits, scored, s.reader_focus_sentences, s.reader_focus_context)
+        return chunk_passages(hits, s.reader_passages)
+
+    def propose(self, question: str, hits: list[Hit], scored: list[ScoredSentence] | None = None) -> list[Proposal]:
+        """Every span the reader proposes in what it reads, most confident first: the first
+        ``reader_first`` passages, then the rest only while no proposal of the kind asked for
+        reaches ``reader_stop_confidence`` (the cascade)."""
+        passages = self.passages(hits, scored)
+        s = self.settings
+        first = s.reader_first if s.reader_stop_confidence < 1.0 else len(passages)
+        out = self.read(question, passages[:first])
+        if len(passages) > first:
+            required = requirement(question) if s.reader_kind_check else None
+            lead = next((p for p in out if required is None or holds(required, kinds_in(p))), None)
+            # Never stop under the refusal threshold: the cascade changes no refusal, only which
+            # passages a confident answer is looked for in.
+            if lead is None or lead.confidence < max(s.reader_stop_confidence, self.threshold):
+                out = sorted(out + self.read(question, passages[first:]), key=lambda p: -p.confidence)
+        return out
+
+    def read(self, question: str, passages: list[Passage]) -> list[Proposal]:
+        """The reader's spans in ``passages``, placed in their documents, most confident first."""
+        read = self.reader.read(question, [p.text for p in passages], top_n=self.settings.reader_spans)
+        out = [p for passage, spans in zip(passages, read) for span in spans if (p := place(passage, span)) is not None]
         out.sort(key=lambda p: -p.confidence)
         return out
 
-    def _best_sentence(self, question: str, hits: list[Hit], query_vector: np.ndarray, citations: list[Citation]) -> list[Citation]:
+    def _best_sentence(self, scored: list[ScoredSentence], citations: list[Citation]) -> list[Citation]:
         """The feature model's best sentence as one more citation, when the reader did not cite it
         and it fits the budget: two different readers of the passages cover the answer more often
         than either alone."""
-        scored = self.sentences.score_sentences(question, hits, query_vector)
         if not scored or not _fits(scored[0], citations, self.settings.reader_max_cited_chars, self.settings.max_sentences):
             return []
         best = scored[0]
@@ -239,26 +262,48 @@ class ReaderAnswerer:
     def answer(self, question: str, hits: list[Hit], query_vector: np.ndarray | None = None) -> Draft:
         if not hits:
             return Draft(NO_PASSAGES_TEXT, None, [], True, 0.0, answerer=self.name)
-        proposals = self.propose(question, hits)
         s = self.settings
+        scored: list[ScoredSentence] | None = None
+        if query_vector is not None and (s.reader_read == "sentences" or s.reader_cite_best_sentence):
+            scored = self.sentences.score_sentences(question, hits, query_vector)
+        proposals = self.propose(question, hits, scored)
         required = requirement(question) if s.reader_kind_check else None
         choice = choose(proposals, required, self.threshold, s.reader_runner_up_ratio, s.reader_max_cited_chars, s.max_sentences)
         details: dict[str, Any] = {"confidence": round(choice.confidence, 4), "proposals": [_describe(p) for p in proposals[:5]]}
         if choice.refused or choice.lead is None:
             details["refusal"] = choice.reason
             return Draft(REFUSAL_TEXT, None, [], True, choice.confidence, answerer=self.name, details=details)
-        citations = [
-            Citation(id=i, source=hit.source, start=a, end=b, quote=hit.chunk.text[a - hit.chunk.start : b - hit.chunk.start])
-            for i, (a, b, hit) in enumerate(choice.cited, 1)
-        ]
-        if s.reader_cite_best_sentence and query_vector is not None:
-            citations += self._best_sentence(question, hits, query_vector, citations)
+        citations = [Citation(id=i, source=hit.source, start=a, end=b, quote=document_slice(hit, a, b))
+                     for i, (a, b, hit) in enumerate(choice.cited, 1)]
+        if s.reader_cite_best_sentence and scored:
+            citations += self._best_sentence(scored, citations)
         assert choice.short is not None
         start, end, short = choice.short
         details["short_answer_span"] = {"citation": 1, "start": start, "end": end}
         body = " ".join(f"{c.quote} [{c.id}]" for c in citations)
         text = body if normalize_answer(short) == normalize_answer(citations[0].quote) else f"{short} [1]. {body}"
         return Draft(text, short, citations, False, choice.confidence, answerer=self.name, details=details)
+
+
+def place(passage: Passage, span: Span) -> Proposal | None:
+    """A reader span of ``passage`` as a proposal with document offsets and its holding sentence;
+    None when nothing is left of it, or when it runs across two sentences (a fragment)."""
+    text = _strip_edges(span.text)
+    if not text:
+        return None
+    c0 = span.start + span.text.find(text)
+    holding = overlapping_sentences(passage.sentences, passage.start + c0, passage.start + c0 + 1)
+    limit = holding[0][1] - passage.start if holding else len(passage.text)
+    c0, c1 = balanced(passage.text, c0, c0 + len(text), limit)
+    if c1 <= c0:
+        return None
+    start, end = passage.start + c0, passage.start + c1
+    sentences = overlapping_sentences(passage.sentences, start, end)
+    if len(sentences) > 1:
+        return None  # an answer lies inside one sentence; a span across two is a fragment
+    s0, s1 = sentences[0] if sentences else (passage.start, passage.end)
+    placed = Span(span.passage, c0, c1, passage.text[c0:c1], span.score, span.margin, span.has_answer)
+    return Proposal(placed, passage.hit, start, end, s0, s1, confidence(span.margin, span.has_answer))
 
 
 def _fits(sentence: ScoredSentence, citations: list[Citation], max_chars: int, max_sentences: int) -> bool:
