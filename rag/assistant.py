@@ -23,7 +23,6 @@ from rag.answering.citations import enforce_citations
 from rag.answering.draft import REFUSAL_TEXT, Draft
 from rag.answering.extractive import ExtractiveAnswerer, Focus
 from rag.answering.span_answerer import ReaderAnswerer
-from rag.answering.llm.generative import GenerativeAnswerer
 from rag.answering.provenance import annotate
 from rag.answering.rewrite import Rewrite, rewrite_parts
 from rag.config import Settings
@@ -66,6 +65,13 @@ class Streams(Protocol):
 
 
 @runtime_checkable
+class Preloads(Protocol):
+    """An answerer whose model can start loading in the background before it is needed."""
+
+    def preload(self) -> None: ...
+
+
+@runtime_checkable
 class Closes(Protocol):
     """An answerer holding resources (an in-process LLM server) that ``close`` releases."""
 
@@ -80,6 +86,9 @@ def make_answerer(name: str, settings: Settings, extractive: ExtractiveAnswerer)
         return extractive
     if name == "reader":
         return ReaderAnswerer(settings.answer)
+    # Imported here: the LLM answerers' modules are not needed by a `rag ask` with the reader.
+    from rag.answering.llm.generative import GenerativeAnswerer
+
     try:
         configured = settings if name == settings.answer.answerer else settings.with_overrides(answer={"answerer": name})
         return GenerativeAnswerer.from_settings(configured, fallback=extractive)
@@ -229,6 +238,8 @@ class Assistant:
         stream: bool,
     ) -> Iterator[str | Answer]:
         started = time.perf_counter()
+        if isinstance(self.answerer, Preloads):
+            self.answerer.preload()  # the model loads while the question is embedded and searched
         query = self.query(question, history, filters, top_k)
         question, standalone, query_vector = query.question, query.standalone, query.vector
         t_rewrite = time.perf_counter()

@@ -70,6 +70,7 @@ class SpanReader:
         self._pool: ThreadPoolExecutor | None = None
         self._tokenizer = None
         self._plain = None
+        self._preloading: threading.Thread | None = None
         self._meta_cache: dict[str, Any] | None = None
         self.max_len = 0
 
@@ -114,13 +115,26 @@ class SpanReader:
             if set(names) != set(INPUTS):
                 raise ReaderError(f"reader model {model_path} takes inputs {list(names)}, expected {list(INPUTS)}")
             tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
-            self._plain = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))  # no truncation: to clip questions
-            self._plain.no_truncation()
             self.max_len = int(meta["max_len"])
             tokenizer.enable_truncation(self.max_len, stride=self.max_len // 3, strategy="only_second")
             tokenizer.no_padding()
             self._pool = pass_pool(self.threads, "reader")
             self._tokenizer, self._session = tokenizer, session
+
+    def preload(self) -> None:
+        """Load the model in a background thread, if not loaded yet: the first question's query
+        embedding and retrieval then run while the session is made (``read`` waits for it)."""
+        with self._lock:
+            if self._session is not None or self._preloading is not None:
+                return
+            self._preloading = threading.Thread(target=self._preload, name="reader-load", daemon=True)
+            self._preloading.start()
+
+    def _preload(self) -> None:
+        try:
+            self._load()
+        except ReaderError:
+            pass  # ``read`` loads again and raises the one-line error where it can be reported
 
     def read(self, question: str, passages: list[str], top_n: int = 5) -> list[list[Span]]:
         """The best ``top_n`` spans of each passage, best first (by margin)."""
@@ -164,8 +178,16 @@ class SpanReader:
 
     def _clip(self, question: str) -> str:
         """The question cut to half the window, so that every window still holds some passage."""
-        enc = self._plain.encode(question, add_special_tokens=False)
         limit = self.max_len // 2
+        if len(question) <= limit:
+            return question  # a word piece holds at least one character: it cannot exceed the limit
+        if self._plain is None:  # made on first need: most questions are short
+            from tokenizers import Tokenizer
+
+            plain = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+            plain.no_truncation()
+            self._plain = plain
+        enc = self._plain.encode(question, add_special_tokens=False)
         if len(enc.ids) <= limit:
             return question
         return question[: enc.offsets[limit - 1][1]]

@@ -218,6 +218,10 @@ class ReaderAnswerer:
             calibrated = self.reader.calibrated_threshold()
             self.threshold = calibrated if calibrated is not None else READER_REFUSAL_THRESHOLD
 
+    def preload(self) -> None:
+        """Start loading the reader model in the background (``SpanReader.preload``)."""
+        self.reader.preload()
+
     def passages(self, hits: list[Hit], scored: list[ScoredSentence] | None) -> list[Passage]:
         """What the reader reads, best first: the sentences around the feature model's best
         ones (``reader_read="sentences"``), or the top hits' whole chunks."""
