@@ -48,6 +48,7 @@ def speaker_of(doc: str, sentence: str, claim: str | None = None) -> str | None:
         ('"Exports rose 12% in March," said Lena Holm, a trade adviser.', "Lena Holm, a trade adviser"),
         ('"Exports rose 12% in March," said Lena Holm, who advises the minister.', "Lena Holm"),
         ("U.S. officials have said exports rose 12% in March.", "U.S. officials"),
+        ("Exports rose 12%, the brand director said on a grand day.", "the brand director"),
     ],
 )
 def test_a_reporting_pattern_gives_its_speaker(sentence: str, speaker: str) -> None:
@@ -64,6 +65,7 @@ def test_a_reporting_pattern_gives_its_speaker(sentence: str, speaker: str) -> N
         "The company reported revenue 12% higher.",  # no "that": the report is the news itself
         "It said exports rose 12%.",  # a pronoun with nothing named before it
         "Let's say that exports rose 12%.",  # a figure of speech
+        "Exports rose 12%, creating the model for Nordic states and ending the slump.",  # "states" is a noun
         "Whenever he met traders, Ole Berg informed them of the 12% tariff and told them to leave.",  # an act
     ],
 )

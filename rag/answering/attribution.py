@@ -38,7 +38,9 @@ _TOKEN = r"(?:(?:[A-Z]\.){2,}|(?:Gen|Dr|Mr|Mrs|Ms|Prof|Sen|Rep|Lt|Col|Capt|Sgt|S
 _PHRASE = rf"{_TOKEN}(?: {_TOKEN}){{0,9}}"
 _AUX = r"(?:(?:has|have|had|also|again|later|previously|repeatedly|now) )*"
 _AUX_END = re.compile(r"(?: (?:has|have|had|also|again|later|previously|repeatedly|now))+$")
-_TAIL = r"(?: [^,.;:!?“”\"]{1,60})?(?:[.!?][”\"]?\s*$|, (?:adding|citing|noting|saying|according)\b)"
+# After a trailing "X said": adverbials ("on Monday", "in a statement") up to the sentence's end,
+# never a second clause ("..., creating the model for Stalinist states and purging ...").
+_TAIL = r"(?: (?:(?!\b(?:and|or|but)\b)[^,.;:!?“”\"]){1,60})?(?:[.!?][”\"]?\s*$|, (?:adding|citing|noting|saying|according)\b)"
 
 _TRAILING = re.compile(rf"(?:[,?!][”\"]?|[”\"])\s+(?P<speaker>{_PHRASE}) {_AUX}{_REPORT}\b(?P<tail>{_TAIL})")
 _INVERTED = re.compile(rf"(?:[,?!][”\"]?|[”\"])\s+{_REPORT} (?P<speaker>{_PHRASE})(?P<appos>, [^,.;!?]{{2,80}})?[.!?]?[”\"]?\s*$")
