@@ -31,14 +31,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "training"))
 
-from rag.answering.span_answerer import Choice, ReaderAnswerer, choose, confidence  # noqa: E402
+from rag.answering.passages import document_slice  # noqa: E402
+from rag.answering.span_answerer import Choice, ReaderAnswerer, choose, confidence, kinds_in  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.domain import EMPTY_STATS  # noqa: E402
 from rag.evals.gold import load_gold  # noqa: E402
 from rag.evals.metrics import f1_score  # noqa: E402
 from rag.evals.squad import convert_squad  # noqa: E402
-from rag.text.answer_kinds import requirement  # noqa: E402
+from rag.text.answer_kinds import holds, requirement  # noqa: E402
 from rag.text.normalize import normalize_answer  # noqa: E402
 
 
@@ -97,7 +98,10 @@ def collect(args: argparse.Namespace) -> None:
                      "required": requirement(q), "proposals": props,
                      "ranks": {h.chunk.id: i for i, h in enumerate(hits)},
                      "hits": [(h.chunk.id, h.score, h.dense_score, h.lexical_rank) for h in hits],
-                     "sentences": [(s.source, s.start, s.end, s.prob) for s in scored]})
+                     "sentences": [(s.source, s.start, s.end, s.prob) for s in scored],
+                     # retrieval's recall: a gold answer inside one of the passages read
+                     "retrieved_answer": any(normalize_answer(a) in normalize_answer(h.chunk.text)
+                                             for h in hits[: settings.answer.reader_passages] for a in item.answers)})
         if n % 200 == 0:
             print(f"{n}/{len(gold)} {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     with (out / "proposals.pkl").open("wb") as f:
@@ -112,23 +116,41 @@ NARROW = True
 WHOLE = True
 
 
+FIRST, STOP = 5, 1.0  # the cascade replayed: read FIRST passages, the rest only under STOP
+
+
 def replay(row: dict, threshold: float, a: float, b: float, kind: bool, ratio: float, max_chars: int) -> Choice:
+    """The answer policy over a row's saved proposals, as ``ReaderAnswerer`` would decide with
+    these settings. Passages are read alone, so reading fewer of them is replayed exactly by
+    leaving out the proposals of the passages not read."""
     props = [replace(p, confidence=confidence(p.span.margin, p.span.has_answer, a, b))
              for p in row["proposals"] if row["ranks"][p.hit.chunk.id] < PASSAGES]
     props.sort(key=lambda p: -p.confidence)
-    return choose(props, row["required"] if kind else None, threshold, ratio, max_chars, 4, narrow=NARROW, whole=WHOLE)
+    required = row["required"] if kind else None
+    early = [p for p in props if row["ranks"][p.hit.chunk.id] < FIRST]
+    lead = next((p for p in early if required is None or holds(required, kinds_in(p))), None)
+    row["windows"] = min(FIRST, PASSAGES)
+    if lead is not None and lead.confidence >= max(STOP, threshold):
+        props = early
+    else:
+        row["windows"] = PASSAGES
+    return choose(props, required, threshold, ratio, max_chars, 4, narrow=NARROW, whole=WHOLE)
 
 
 def score(args: argparse.Namespace) -> None:
-    global PASSAGES, NARROW, WHOLE
+    global PASSAGES, NARROW, WHOLE, FIRST, STOP
     PASSAGES, NARROW, WHOLE = args.passages, not args.no_narrow, not args.no_whole
+    FIRST, STOP = args.first, args.stop
     with (Path(args.run) / "proposals.pkl").open("rb") as f:
         rows = pickle.load(f)
     pos = [r for r in rows if not r["unanswerable"]]
     neg = [r for r in rows if r["unanswerable"]]
     print(f"{len(pos)} answerable, {len(neg)} unanswerable; a={args.a} b={args.b} kind={not args.no_kind} "
           f"runner-up ratio={args.ratio} max chars={args.max_chars} passages={args.passages}")
-    print("threshold  F1(ans)  EM(ans)  in_cited  chars  refused_unans  false_refusals")
+    recall = [r["retrieved_answer"] for r in pos if "retrieved_answer" in r]
+    if recall:
+        print(f"answerable questions with a gold answer in the passages read (retrieval's recall): {statistics.mean(recall):.3f}")
+    print("threshold  F1(ans)  EM(ans)  in_cited  chars  refused_unans  false_refusals  passages_read")
     table = []
     for thr in [float(x) for x in args.thresholds.split(",")]:
         f1s, ems, inside, chars, fr = [], [], [], [], 0
@@ -136,22 +158,25 @@ def score(args: argparse.Namespace) -> None:
             c = replay(r, thr, args.a, args.b, not args.no_kind, args.ratio, args.max_chars)
             fr += c.refused
             short = "" if c.refused else c.short[2]
-            cited = " ".join(h.chunk.text[s - h.chunk.start : e - h.chunk.start] for s, e, h in c.cited)
+            cited = " ".join(document_slice(h, s, e) for s, e, h in c.cited)
             f1s.append(0.0 if c.refused else f1_score(short, r["answers"]))
             ems.append(0.0 if c.refused else float(normalize_answer(short) in {normalize_answer(x) for x in r["answers"]}))
             inside.append(not c.refused and any(normalize_answer(x) in normalize_answer(cited) for x in r["answers"]))
             if not c.refused:
                 chars.append(sum(e - s for s, e, _ in c.cited))
         refused_neg = sum(replay(r, thr, args.a, args.b, not args.no_kind, args.ratio, args.max_chars).refused for r in neg)
+        windows = statistics.mean(r["windows"] for r in rows)
         table.append({"threshold": thr, "f1_answerable": round(statistics.mean(f1s), 4), "em_answerable": round(statistics.mean(ems), 4),
                       "answer_in_cited": round(statistics.mean(inside), 4), "cited_chars": round(statistics.mean(chars) if chars else 0.0, 1),
                       "unanswerable_refused": round(refused_neg / max(len(neg), 1), 4) if neg else None,
-                      "false_refusals": round(fr / len(pos), 4)})
+                      "false_refusals": round(fr / len(pos), 4), "passages_read": round(windows, 2)})
         print(f"{thr:9.2f}  {statistics.mean(f1s):.3f}    {statistics.mean(ems):.3f}    {statistics.mean(inside):.3f}"
-              f"     {statistics.mean(chars) if chars else 0:5.0f}  {refused_neg / max(len(neg), 1):.3f}          {fr / len(pos):.3f}")
+              f"     {statistics.mean(chars) if chars else 0:5.0f}  {refused_neg / max(len(neg), 1):.3f}          {fr / len(pos):.3f}"
+              f"           {windows:.2f}")
     if args.json:
         settings = {"passages": args.passages, "margin_scale": args.a, "has_scale": args.b, "kind_check": not args.no_kind,
-                    "runner_up_ratio": args.ratio, "max_chars": args.max_chars}
+                    "runner_up_ratio": args.ratio, "max_chars": args.max_chars, "first": args.first, "stop": args.stop,
+                    "whole": not args.no_whole, "narrow": not args.no_narrow}
         Path(args.json).write_text(json.dumps({"run": str(args.run), "answerable": len(pos), "unanswerable": len(neg),
                                                "settings": settings, "table": table}, indent=1) + "\n")
 
@@ -178,6 +203,8 @@ def main() -> None:
     s.add_argument("--json", help="also write the table here")
     s.add_argument("--no-narrow", action="store_true", help="keep the reader's whole span as the short answer")
     s.add_argument("--no-whole", action="store_true", help="no qualifiers grown back onto a value (rag.text.qualifiers)")
+    s.add_argument("--first", type=int, default=5, help="the cascade: passages read first (collect with reader_stop_confidence=1.0)")
+    s.add_argument("--stop", type=float, default=1.0, help="the cascade: read on while no answer of the kind asked for reaches this")
     s.add_argument("--passages", type=int, default=5, help="replay reading only the top N passages (N <= what was collected)")
     args = ap.parse_args()
     collect(args) if args.cmd == "collect" else score(args)
