@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 # Plain imports, not importorskip: a broken import in benchmark code must fail the tests.
 import docs_tables  # noqa: E402
+import host  # noqa: E402
 import scale_corpus  # noqa: E402
 import tables  # noqa: E402
 
@@ -116,3 +117,10 @@ def test_docs_measurements_is_what_the_committed_results_generate() -> None:
     # docs/measurements.md is never edited by hand: rerun benchmarks/docs_tables.py after new results.
     assert (ROOT / "docs" / "measurements.md").read_text(encoding="utf-8") == docs_tables.render()
 
+
+
+def test_every_timing_can_name_its_host() -> None:
+    record = host.host()
+    assert record["cpu"] and record["cores"] and float(record["gemm_gflops_1core"]) > 0  # type: ignore[arg-type]
+    line = host.describe(record)
+    assert str(record["cpu"]) in line and "GFLOPS" in line
