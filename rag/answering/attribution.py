@@ -135,16 +135,16 @@ def sentence_attribution(text: str, start: int, end: int, claim: tuple[int, int]
         s = _speaker(text, start, m, with_appos=False)
         if is_speaker(s.text) and _outside(s, start + m.start("tail"), claim, "before"):
             return s
-    m = _INVERTED.search(sentence)
-    if m is not None:
-        s = _speaker(text, start, m, with_appos=True)
-        if is_speaker(s.text) and _outside(s, start + m.start(), claim, "before"):
+    inverted = _INVERTED.search(sentence)
+    if inverted is not None:
+        s = _speaker(text, start, inverted, with_appos=True)
+        if is_speaker(s.text) and _outside(s, start + inverted.start(), claim, "before"):
             return s
-    m = _LEADING.match(sentence)
-    if m is not None:
-        s = _speaker(text, start, m, with_appos=True)
-        initial = m.start("speaker") == 0
-        if is_speaker(s.text.split(",")[0], sentence_initial=initial) and _outside(s, start + m.end(), claim, "after"):
+    leading = _LEADING.match(sentence)
+    if leading is not None:
+        s = _speaker(text, start, leading, with_appos=True)
+        initial = leading.start("speaker") == 0
+        if is_speaker(s.text.split(",")[0], sentence_initial=initial) and _outside(s, start + leading.end(), claim, "after"):
             return s
     return None
 

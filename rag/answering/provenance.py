@@ -98,14 +98,15 @@ def annotate(answer: Answer, hits: Sequence[Hit], text_of: TextOf, date_of: Date
         return answer
     lead, claim = lead_citation(answer)
     attribution = attribute(lead, claim, text_of)
-    update: dict[str, object] = {"attribution": attribution, "as_of": date_of(lead.source)}
+    as_of = date_of(lead.source)
+    update: dict[str, object] = {"attribution": attribution, "as_of": as_of}
     proposals = answer.details.get("proposals")
     if threshold is None or not answer.short_answer or not isinstance(proposals, list):
         return answer.model_copy(update=update)
     found = other_sides(answer.standalone_question, answer.short_answer, lead.source, lead.quote, proposals,
                         threshold, text_of, _sentence_of(hits, text_of))
     citations = list(answer.citations)
-    sides = [Side(answer=answer.short_answer, citation=lead.id, source=lead.source, as_of=update["as_of"],
+    sides = [Side(answer=answer.short_answer, citation=lead.id, source=lead.source, as_of=as_of,
                   attribution=attribution)]
     for other in found:
         cited = _side_citation(other, citations, text_of)
