@@ -77,9 +77,11 @@ class AnswerSettings(BaseModel):
     reader_focus_sentences: int = Field(5, ge=1, le=50, description="sentences the reader reads around (reader_read=sentences)")
     reader_focus_context: int = Field(1, ge=0, le=5, description="neighbours read on each side of a focus sentence")
     reader_passages: int = Field(5, ge=1, le=50, description="top hits whose chunks the reader reads (reader_read=chunks)")
-    reader_first: int = Field(2, ge=1, le=50, description="passages read first; the rest only when no answer reached reader_stop_confidence")
+    reader_first: int = Field(
+        2, ge=1, le=50, description="passages read first (the best of different documents); the rest only when no answer reached reader_stop_confidence"
+    )
     reader_stop_confidence: float = Field(
-        0.4, ge=0.0, le=1.0, description="stop reading once an answer of the kind asked for is this confident (1.0: read all)"
+        0.6, ge=0.0, le=1.0, description="stop reading once an answer of the kind asked for is this confident (1.0: read all)"
     )
     reader_spans: int = Field(5, ge=1, le=50, description="answer spans kept per passage")
     reader_threads: int = Field(0, ge=0, le=64, description="windows read at once, one core each; 0 = one per core")

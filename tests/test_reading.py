@@ -126,3 +126,18 @@ def test_qualifiers_stay_inside_the_sentence_and_leave_names_alone() -> None:
     assert with_qualifiers(text, two, two + 9, 0, len(text)) == (two, two + 9)  # "between" without a range
     oslo = text.index("Oslo")
     assert with_qualifiers(text, oslo, oslo + 4, 0, len(text)) == (oslo, oslo + 4)  # not a value
+
+
+def test_the_cascade_reads_first_the_best_passage_of_different_documents() -> None:
+    from dataclasses import replace as _replace
+
+    from rag.answering.span_answerer import first_read
+
+    hits = [_hit(0, 0, 1.0), _hit(1, 1, 0.9), _hit(2, 2, 0.8), _hit(3, 3, 0.7)]
+    other = _replace(hits[2], chunk=_replace(hits[2].chunk, doc_id="other"))
+    passages = chunk_passages([hits[0], hits[1], other, hits[3]], 4)
+    early, later = first_read(passages, 2)
+    assert [p.hit.chunk.doc_id for p in early] == ["doc", "other"]  # not the second chunk of "doc"
+    assert [p.start for p in later] == [passages[1].start, passages[3].start]  # the rest, in rank order
+    one_document = chunk_passages(hits, 4)
+    assert first_read(one_document, 2)[0] == one_document[:2]  # one document: its two best chunks

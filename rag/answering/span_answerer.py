@@ -234,17 +234,18 @@ class ReaderAnswerer:
         """Every span the reader proposes in what it reads, most confident first: the first
         ``reader_first`` passages, then the rest only while no proposal of the kind asked for
         reaches ``reader_stop_confidence`` (the cascade)."""
-        passages = self.passages(hits, scored)
         s = self.settings
+        passages = self.passages(hits, scored)
         first = s.reader_first if s.reader_stop_confidence < 1.0 else len(passages)
-        out = self.read(question, passages[:first])
-        if len(passages) > first:
+        early, later = first_read(passages, first)
+        out = self.read(question, early)
+        if later:
             required = requirement(question) if s.reader_kind_check else None
             lead = next((p for p in out if required is None or holds(required, kinds_in(p))), None)
             # Never stop under the refusal threshold: the cascade changes no refusal, only which
             # passages a confident answer is looked for in.
             if lead is None or lead.confidence < max(s.reader_stop_confidence, self.threshold):
-                out = sorted(out + self.read(question, passages[first:]), key=lambda p: -p.confidence)
+                out = sorted(out + self.read(question, later), key=lambda p: -p.confidence)
         return out
 
     def read(self, question: str, passages: list[Passage]) -> list[Proposal]:
@@ -287,6 +288,19 @@ class ReaderAnswerer:
         body = " ".join(f"{c.quote} [{c.id}]" for c in citations)
         text = body if normalize_answer(short) == normalize_answer(citations[0].quote) else f"{short} [1]. {body}"
         return Draft(text, short, citations, False, choice.confidence, answerer=self.name, details=details)
+
+
+def first_read(passages: list[Passage], first: int) -> tuple[list[Passage], list[Passage]]:
+    """The cascade's first ``first`` passages and the rest, each in rank order. The first are the
+    best passage of as many different documents as there are (then the next best): two chunks of
+    one document would leave another document's different answer unread (a disagreement unseen)."""
+    chosen: list[int] = []
+    for i, p in enumerate(passages):
+        if len(chosen) < first and all(p.hit.chunk.doc_id != passages[j].hit.chunk.doc_id for j in chosen):
+            chosen.append(i)
+    chosen += [i for i in range(len(passages)) if i not in chosen][: max(0, first - len(chosen))]
+    keep = sorted(chosen)
+    return [passages[i] for i in keep], [p for i, p in enumerate(passages) if i not in keep]
 
 
 def place(passage: Passage, span: Span) -> Proposal | None:
