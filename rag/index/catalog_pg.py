@@ -133,7 +133,7 @@ class PgCatalog(SqlCatalog):
     def _prepare(self, conn: _Qmark, create: bool) -> None:
         """Check the schema version; make the schema when ``create`` and the database has none."""
         try:
-            exists = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]
+            (exists,), = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchall()
             if not exists:
                 if not create:
                     raise StoreError(f"no index in the catalog at {self.label}; build one with `rag ingest PATH`")

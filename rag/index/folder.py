@@ -89,7 +89,7 @@ def _make_embedder(settings: Settings, catalog: CatalogStore) -> OnnxEmbedder:
     return OnnxEmbedder(e.model, e.variant or _index_variant(catalog), e.batch_size, e.threads, e.cache_dir)
 
 
-def _reader_store(settings: Settings, catalog: Catalog) -> tuple[VectorStore, Any]:
+def _reader_store(settings: Settings, catalog: CatalogStore) -> tuple[VectorStore, Any]:
     """A reader's vector store and how to reopen it: the catalog's own vectors for a small
     embedded index (``retrieval.exact_search_max_vectors``) or where embedded Chroma cannot open
     (a folder this process may not write), else Chroma."""
