@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from rag.errors import StoreError
 from rag.index.catalog_lexical import LexicalSql, Lexicon
@@ -166,7 +166,7 @@ class PgCatalog(SqlCatalog):
             return
         try:
             conn = self._pool.getconn()
-        except Exception as e:  # PoolTimeout, or the server gone
+        except PoolTimeout as e:  # no connection to be had: the server is gone
             raise StoreError(f"cannot read the catalog at {self.label}: {pg_error(e)}") from e
         try:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -192,12 +192,8 @@ class PgCatalog(SqlCatalog):
                 return _Qmark(conn).execute(sql, tuple(params)).fetchall()
             with self._pool.connection() as pooled:
                 return _Qmark(pooled).execute(sql, tuple(params)).fetchall()
-        except psycopg.Error as e:
+        except (psycopg.Error, PoolTimeout) as e:  # PoolTimeout: no connection to be had, the server is gone
             raise StoreError(f"cannot read the catalog at {self.label}: {pg_error(e)}") from e
-        except Exception as e:
-            if type(e).__module__.startswith("psycopg_pool"):
-                raise StoreError(f"cannot read the catalog at {self.label}: {pg_error(e)}") from e
-            raise
 
     @contextmanager
     def _write(self) -> Iterator[Conn]:
@@ -210,7 +206,7 @@ class PgCatalog(SqlCatalog):
             try:
                 with self._pool.connection() as conn, conn.transaction():
                     yield _Qmark(conn)
-            except psycopg.Error as e:
+            except (psycopg.Error, PoolTimeout) as e:
                 raise StoreError(f"cannot write the catalog at {self.label}: {pg_error(e)}") from e
 
     # -- the lexical index: a postings table ------------------------------------------------
