@@ -211,3 +211,15 @@ def test_an_eval_of_a_corpus_never_touches_the_servers_index(tmp_path: Path, pg_
         assert not isinstance(temporary.index.catalog, PgCatalog)
     assert shared.index.store.count() == vectors > 0 and [d.source for d in shared.documents()] == ["a.txt"]
     shared.close()
+
+
+def test_rag_eval_runs_on_the_servers_index_with_no_folder(tmp_path: Path, pg_url: str) -> None:
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir()
+    assert rag(work, "ingest", str(ROOT / "corpus"), "--root", str(ROOT / "corpus"), **servers(pg_url)).returncode == 0
+    done = rag(work, "eval", str(ROOT / "evals" / "gold" / "seed.jsonl"), "--out", str(out), "--limit", "3",
+               **servers(pg_url))
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in (out / "answers.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(records) == 3 and not any(r.get("error") for r in records) and records[0]["citations"]
+    assert list(work.iterdir()) == []

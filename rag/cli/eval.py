@@ -130,7 +130,9 @@ def eval_command(
     from rag.evals.run import run_eval
 
     try:
-        if (index is None) == (corpus is None):
+        settings = settings_from_env()
+        on_servers = index is None and corpus is None and settings.catalog_url is not None  # the servers' index
+        if (index is None) == (corpus is None) and not on_servers:
             raise RagError("give exactly one of --index DIR or --corpus DIR")
         if baseline is not None and not baseline.is_file():
             raise RagError(f"baseline {baseline} not found")
@@ -143,7 +145,7 @@ def eval_command(
             def progress(done: int, total: int, item_id: str) -> None:
                 bar.update(task, completed=done, total=total, description=item_id)
 
-            scored = run_eval(gold_set, settings_from_env(), out, index=index, corpus=corpus, limit=limit, sample=sample,
+            scored = run_eval(gold_set, settings, out, index=index, corpus=corpus, limit=limit, sample=sample,
                               seed=seed, k=k, progress=progress, command=_command_line(),
                               code_version=_code_version())
         _finish(scored, out, baseline, tolerance)

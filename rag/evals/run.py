@@ -138,10 +138,12 @@ def select_items(items: Sequence[GoldItem], limit: int | None = None, sample: in
 
 @contextmanager
 def open_assistant(settings: Settings, index: Path | None = None, corpus: Path | None = None) -> Iterator[Assistant]:
-    """An assistant on ``index``, or on a temporary index of ``corpus`` deleted afterwards."""
-    if (index is None) == (corpus is None):
+    """An assistant on ``index``, or on a temporary index of ``corpus`` deleted afterwards, or,
+    given neither, on the servers' index (``settings.catalog_url``)."""
+    on_servers = index is None and corpus is None and settings.catalog_url is not None
+    if (index is None) == (corpus is None) and not on_servers:
         raise RagError("give exactly one of --index DIR or --corpus DIR")
-    if index is not None:
+    if index is not None or on_servers:
         assistant = Assistant.open(index, settings=settings)
         try:
             yield assistant
