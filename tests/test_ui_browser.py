@@ -23,6 +23,8 @@ if not CHROMIUM.exists():
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 Page = sync_api.Page
 expect = sync_api.expect
+# Answers share two cores with whatever else runs: wait up to 20 s for what must appear.
+expect.set_options(timeout=20_000)
 
 ARTICLE_NAME = "Harbour report (2024).md"
 ARTICLE = """date: 2024-05-02
@@ -199,8 +201,8 @@ def test_uploaded_article_is_indexed_and_cited(open_page: Callable[[], Page], ap
     page.locator("#rag-add").click()
     results = page.locator("#rag-upload-results")
     expect(results.locator("tr", has_text=ARTICLE_NAME)).to_contain_text("added")
-    # The upload widget itself refuses a type outside its list, naming the file.
-    expect(page.get_by_text("Invalid file type: tool.exe")).to_be_visible()
+    # A type outside the list is refused on its own line, naming the file; the rest is indexed.
+    expect(results.locator("tr", has_text="tool.exe")).to_contain_text("unsupported file type .exe")
     expect(page.locator("#rag-documents")).to_contain_text("Port of Talvik opens a second container terminal")
     saved = "Harbour report _2024_.md"
     assert (app.corpus_dir / saved).read_text(encoding="utf-8") == ARTICLE
@@ -318,16 +320,21 @@ def test_enter_pressed_again_while_answering_asks_nothing_twice(open_page: Calla
     expect(ask_button(page)).to_be_enabled()
 
 
-class SlowAnswerer:
-    """The extractive answerer, a second slower: time to press Enter while an answer is coming."""
+SLOW_S = 3.0
 
-    name = "extractive"
+
+class SlowAnswerer:
+    """The extractive answerer, three seconds slower: time to press Enter (or Stop) while an
+    answer is coming, even on a loaded machine. It takes the default answerer's name, so that
+    the page (whose Answerer setting starts at the default) uses it."""
+
+    name = "reader"
 
     def __init__(self, assistant: object) -> None:
         self.inner = assistant.extractive  # type: ignore[attr-defined]
 
     def answer(self, question: str, hits: list, query_vector: object) -> object:
-        time.sleep(1.0)
+        time.sleep(SLOW_S)
         return self.inner.answer(question, hits, query_vector)
 
 
@@ -353,7 +360,7 @@ def test_a_question_sent_while_an_answer_is_coming_waits_in_the_box(browser: obj
         box.press("Enter")
         box.press("Enter")
         expect(answers).to_have_count(1)
-        page.wait_for_timeout(1500)  # a second answer to the first question would be here by now
+        page.wait_for_timeout(SLOW_S * 1000 + 500)  # a second answer to the first question would be here by now
         expect(questions).to_have_count(1)
         expect(answers).to_have_count(1)
         expect(box).to_have_value(FOLLOW_UP)  # kept, not lost
@@ -396,9 +403,12 @@ def test_phone_viewport_stacks_the_source_panel_below_without_horizontal_scroll(
     open_citation(page, answer.locator(".rag-text a.cite").first)
     wide = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert wide <= 0, f"the page scrolls {wide}px sideways"
-    chat = page.locator("#rag-chat").bounding_box()
-    panel = page.locator("#rag-source-panel").bounding_box()
-    assert chat and panel and panel["y"] >= chat["y"] + chat["height"] and panel["width"] <= 390
+    # Both boxes in one step, in page coordinates: the page may be scrolling to the highlight.
+    chat, panel = page.evaluate(
+        "['#rag-chat', '#rag-source-panel'].map(s => { const r = document.querySelector(s).getBoundingClientRect();"
+        " return {y: r.top + window.scrollY, height: r.height, width: r.width}; })"
+    )
+    assert panel["y"] >= chat["y"] + chat["height"] and panel["width"] <= 390, (chat, panel)
     # Nothing in the chat column is wider than the screen either.
     assert page.evaluate(
         "[...document.querySelectorAll('#rag-chat *, #rag-source-panel *')]"
@@ -426,10 +436,6 @@ def test_settings_panel_filters_and_answerer(open_page: Callable[[], Page]) -> N
     expect(refused).to_have_class("rag-answer rag-refused")
     expect(refused.locator("a.cite")).to_have_count(0)
     expect(refused).to_contain_text("No passage matched the search")
-    settings.get_by_label("Published until").fill("April")
-    page.locator("#rag-question textarea").fill(QUESTION)
-    page.locator("#rag-ask").click()
-    expect(page.get_by_text("date_to ('April') must be a date like 2024-04-13")).to_be_visible()
     settings.get_by_label("Published until").fill("")
     answer = ask(page, QUESTION)
     expect(answer.locator(".rag-text")).to_contain_text("90%")

@@ -18,7 +18,6 @@ import socket
 import sys
 import threading
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any, get_args
 
 import gradio as gr
@@ -28,10 +27,11 @@ from rag.config import AnswerSettings, Settings
 from rag.errors import ConfigError, RagError
 from rag.records import Answer, Citation
 from rag.retrieval.hybrid import Filters
-from ui import render
+from ui import feedback, render
+from ui.corpus import add_uploads, nearest_passages
+from ui.uploads import UPLOAD_SUFFIXES
 from ui.assets import PAGE_CSS, PAGE_HEAD, PAGE_JS
 from ui.layout import build_layout
-from ui.uploads import UPLOAD_SUFFIXES, UploadRefused, save_upload
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,8 @@ class ChatApp:
         self._lock = threading.Lock()
         self._ingest_lock = threading.Lock()
         self._titles: dict[str, str] | None = None
+        self._stopped: dict[str, str] = {}  # session -> the question Stop was pressed for
+        self._answered: dict[str, tuple[str, int]] = {}  # session -> (last question answered, its turn)
 
     # -- helpers ----------------------------------------------------------------------------
     def titles(self) -> dict[str, str]:
@@ -105,48 +107,69 @@ class ChatApp:
             messages.append({"role": "user", "content": render.question_html(turn["question"])})
             answer = Answer.model_validate(turn["answer"])
             nearest = [Citation.model_validate(p) for p in turn.get("nearest", [])]
-            messages.append({"role": "assistant", "content": render.answer_html(answer, i, titles, nearest)})
+            note = turn.get("note")
+            content = render.answer_html(answer, i, titles, nearest)
+            if note:
+                content += f'<div class="rag-note" role="note">{render.text(note)}</div>'
+            messages.append({"role": "assistant", "content": content})
         return messages
 
-    def nearest_passages(self, answer: Answer) -> list[dict[str, Any]]:
-        """The passages a refusal searched, with their text, as Citation dicts numbered from 1.
+    def restore(self, conversation: Conversation, pending: str) -> tuple[Any, ...]:
+        """On page load: the conversation kept in this browser, and a question that was still
+        being answered when the page was left, back in the box.
 
-        They are kept in the turn so that the user can open each in its document, and the
-        source panel can tell when a document has changed since (as it does for citations).
+        Returns (chat, conversation, question box, pending question, status). A stored
+        conversation that no longer reads (another version's records) is dropped, not shown half.
         """
-        texts: dict[str, str | None] = {}
-        passages = []
-        for n, p in enumerate(answer.retrieved, 1):
-            if p.source not in texts:
-                try:
-                    texts[p.source] = self.base.document_text(p.source)
-                except RagError:
-                    texts[p.source] = None
-            body = texts[p.source]
-            if body is not None and 0 <= p.start < p.end <= len(body):
-                quote = body[p.start : p.end]
-                passage = Citation(id=n, source=p.source, start=p.start, end=p.end, quote=quote)
-                passages.append(passage.model_dump(mode="json") | {"score": p.score})
-        return passages
+        try:
+            conversation = {"turns": list((conversation or new_conversation())["turns"])}
+            chat = self.render_chat(conversation)
+        except (KeyError, TypeError, ValueError):
+            logger.info("a stored conversation did not read; starting a new one")
+            conversation, chat = new_conversation(), []
+        if not pending:
+            return chat, conversation, gr.skip(), "", feedback.status_html()
+        status = feedback.status_html(f"The page was left before “{render.clip(pending, 60)}” was answered; "
+                                      "it is back in the box: press Enter to ask it again.")
+        return chat, conversation, pending, "", status
 
     # -- chat -------------------------------------------------------------------------------
-    def take_question(self, question: str, conversation: Conversation, asking: str) -> tuple[Any, ...]:
+    def take_question(
+        self, question: str, conversation: Conversation, asking: str, date_from: str, date_to: str
+    ) -> tuple[Any, ...]:
         """Show the question in the chat at once, before any work; ``respond`` answers it next.
 
-        Returns (chat, question box, Ask button, the question being answered). A separate step
-        so that the page shows the question before the answer's work starts: an update sent
-        from the same handler waits for the CPU-bound answer (the GIL) and arrives with it.
-        While an answer is coming (``asking`` is set), or for a blank box, nothing changes and
-        the text stays in the box.
+        Returns (chat, question box, Ask, Stop, the question being answered, the pending question
+        kept in the browser, status, date hint). A separate step so that the page shows the
+        question before the answer's work starts. The page script has already emptied the box
+        (``ui.assets.SUBMIT_JS``) unless an answer is coming or the question is too long, so no
+        late update here can erase what the user types next. While an answer is coming, or for a
+        blank box, nothing is sent and the status says why.
         """
-        if asking or not (question or "").strip():
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        skip = gr.skip()
+        if not (question or "").strip():
+            return (skip,) * 8
+        if asking:
+            status = feedback.status_html("Still answering the last question: Enter sends this one when it is "
+                                          "done, or press Stop.")
+            return skip, skip, skip, skip, skip, skip, status, skip
+        limit = self.settings.answer.max_question_chars
+        if (problem := feedback.too_long(question, limit)) is not None:
+            return skip, skip, skip, skip, skip, skip, feedback.status_html(problem, "error"), skip
+        if (problem := feedback.date_problem(date_from, date_to)) is not None:
+            status = feedback.status_html(f"Not sent: {problem} (Settings)", "error")
+            return skip, question, skip, skip, skip, skip, status, feedback.date_hint_html(problem)
         conversation = conversation or new_conversation()
         shown = self.render_chat(conversation) + [
             {"role": "user", "content": render.question_html(question)},
             {"role": "assistant", "content": render.SEARCHING_HTML},
         ]
-        return shown, "", gr.Button(interactive=False), question
+        return (shown, skip, gr.Button(interactive=False), gr.Button(visible=True), question, question,
+                feedback.status_html(), feedback.date_hint_html(None))
+
+    def check_dates(self, date_from: str, date_to: str) -> str:
+        """The hint under the date fields, as the user leaves one."""
+        return feedback.date_hint_html(feedback.date_problem(date_from, date_to))
 
     def respond(
         self,
@@ -157,16 +180,19 @@ class ChatApp:
         sources: list[str] | None,
         date_from: str,
         date_to: str,
+        request: gr.Request | None = None,
     ) -> Iterator[tuple[Any, ...]]:
         """Answer the question ``take_question`` showed, streaming when the answerer streams.
 
-        Yields (chat, conversation, question box, Ask button, the question being answered). The
-        last update, error or not, enables Ask again and clears the question being answered;
-        no update but an error's touches the box, so a user may type the next question meanwhile.
+        Yields (chat, conversation, question box, Ask, Stop, the question being answered, the
+        pending question, status). The last update, error or not, enables Ask again and clears
+        the question being answered. An error never replaces the chat: it is one line in the
+        status, and the question goes back into the box.
         """
         conversation = {"turns": list((conversation or new_conversation())["turns"])}
-        if not (question or "").strip():
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        skip = gr.skip()
+        if not (question or "").strip() or self._already_answered(request, question, conversation):
+            yield (skip,) * 8
             return
         shown = self.render_chat(conversation) + [{"role": "user", "content": render.question_html(question)}]
         final: Answer | None = None
@@ -176,20 +202,61 @@ class ChatApp:
                     final = item
                 else:
                     partial = {"role": "assistant", "content": render.pending_html(item)}
-                    yield shown + [partial], conversation, gr.skip(), gr.skip(), gr.skip()
+                    yield shown + [partial], conversation, skip, skip, skip, skip, skip, skip
         except Exception as e:
-            # The question goes back into the box and Ask comes back here: Gradio (6.31) runs no
-            # ``.then`` after an event that raised.
-            yield self.render_chat(conversation), conversation, question, gr.Button(interactive=True), ""
-            if isinstance(e, RagError):
-                raise gr.Error(str(e), print_exception=False) from None
-            raise
+            if not isinstance(e, RagError):
+                logger.exception("answering %r failed", question)
+            message = str(e) if isinstance(e, RagError) else f"Answering failed ({type(e).__name__}); the server log has the details."
+            yield (self.render_chat(conversation), conversation, gr.update(value=question), *self._idle(),
+                   feedback.status_html(f"Not answered: {message}", "error"))
+            return
         assert final is not None
+        if self._was_stopped(request, question):
+            return  # Stop came while the answer was being computed: the chat stays as Stop left it
+        if request is not None:
+            with self._lock:
+                self._answered[request.session_hash or ""] = (question, len(conversation["turns"]))
         turn: dict[str, Any] = {"question": question, "answer": final.model_dump(mode="json")}
         if final.refused:
-            turn["nearest"] = self.nearest_passages(final)
+            turn["nearest"] = nearest_passages(self.base, final)
+        if note := feedback.language_note(question):
+            turn["note"] = note
         conversation = {"turns": [*conversation["turns"], turn]}
-        yield self.render_chat(conversation), conversation, gr.skip(), gr.Button(interactive=True), ""
+        yield self.render_chat(conversation), conversation, skip, *self._idle(), feedback.status_html()
+
+    def _already_answered(self, request: gr.Request | None, question: str, conversation: Conversation) -> bool:
+        """Whether this session's last answer was to this very question at this very turn: an
+        Enter pressed during that answer whose answer step the queue ran all the same."""
+        if request is None:
+            return False
+        with self._lock:
+            return self._answered.get(request.session_hash or "") == (question, len(conversation["turns"]))
+
+    def _was_stopped(self, request: gr.Request | None, question: str) -> bool:
+        if request is None:
+            return False
+        with self._lock:
+            return self._stopped.pop(request.session_hash or "", None) == question
+
+    @staticmethod
+    def _idle() -> tuple[Any, ...]:
+        """(Ask, Stop, the question being answered, the pending question) when nothing is answering."""
+        return gr.Button(interactive=True), gr.Button(visible=False), "", ""
+
+    def stop(self, conversation: Conversation, asking: str, box: str, request: gr.Request | None = None) -> tuple[Any, ...]:
+        """Stop the answer being written: the chat as before the question, which goes back into
+        the box unless the user has typed another there.
+
+        Gradio cancels a streaming answer at its next step but lets a computation under way
+        finish, so the session's stopped question is also noted for ``respond`` to drop.
+        Returns (chat, question box, Ask, Stop, the question being answered, pending, status).
+        """
+        if asking and request is not None:
+            with self._lock:
+                self._stopped[request.session_hash or ""] = asking
+        chat = self.render_chat(conversation or new_conversation())
+        back = asking if asking and (box or "").strip() in ("", asking.strip()) else gr.skip()
+        return chat, back, *self._idle(), feedback.status_html("Stopped; nothing was added to the conversation.")
 
     def _answer(
         self,
@@ -214,8 +281,9 @@ class ChatApp:
             return [assistant.ask(question, **args)]
         return assistant.stream(question, **args)
 
-    def new_chat(self) -> tuple[list[dict[str, str]], Conversation, str, str]:
-        return [], new_conversation(), render.EMPTY_SOURCE_HTML, ""
+    def new_chat(self) -> tuple[list[dict[str, str]], Conversation, str, str, str]:
+        """An empty chat and source panel; the conversation kept in the browser is cleared too."""
+        return [], new_conversation(), render.EMPTY_SOURCE_HTML, "", ""
 
     def show_source(self, key: str, conversation: Conversation) -> str:
         """The source panel for the link ``key`` ("turn-id", "turn-rN") of this session's conversation."""
@@ -238,49 +306,11 @@ class ChatApp:
         choices = [(f"{d.title} ({d.source})" if d.title != d.source else d.source, d.source) for d in documents]
         return render.document_rows(documents), render.index_summary_html(documents), gr.update(choices=choices)
 
-    def add_files(self, files: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
-        """Save uploads into the corpus folder, ingest them, and report each file's result."""
-        results: list[render.FileResult] = []
-        saved: dict[str, str] = {}  # safe name -> the name the user uploaded
-        max_bytes = int(self.settings.ui.max_upload_mb * 1e6)
-        for path in files or []:
-            original = Path(path).name
-            try:
-                upload = save_upload(path, original, self.settings.corpus_dir, max_bytes)
-            except UploadRefused as e:
-                results.append(render.FileResult(original, "refused", str(e)))
-                continue
-            saved[upload.name] = original
-        if saved:
-            results += self._ingest(saved, progress)
-        return (render.upload_results_html(results), *self.corpus_outputs(), None)
-
-    def _ingest(self, saved: dict[str, str], progress: gr.Progress | None) -> list[render.FileResult]:
-        def report_progress(done: int, total: int, source: str) -> None:
-            if progress is not None:
-                progress((done, total), desc=f"Indexing {source}" if source else "Updating the search index")
-
-        paths = [self.settings.corpus_dir / name for name in saved]
-        try:
-            with self._ingest_lock:
-                report = self.base.ingest(paths, progress=report_progress, root=self.settings.corpus_dir)
-        except RagError as e:
-            return [render.FileResult(original, "failed", str(e)) for original in saved.values()]
-        chunks = {d.source: d.n_chunks for d in self.base.documents()}
-        skipped = {Path(p).name: reason for p, reason in report.skipped}
-        results = []
-        for name, original in saved.items():
-            renamed = f"saved as {name}; " if name != original else ""
-            if name in skipped:
-                results.append(render.FileResult(original, "skipped", renamed + skipped[name]))
-                continue
-            status = next(
-                (s for s, names in (("added", report.added), ("updated", report.updated), ("unchanged", report.unchanged)) if name in names),
-                "skipped",
-            )
-            detail = f"{chunks[name]} passages" if name in chunks else "not indexed"
-            results.append(render.FileResult(original, status, renamed + detail))
-        return results
+    def add_files(self, files: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[str, None]:
+        """Save uploads into the corpus folder, ingest them, and report each file's result
+        (``ui.corpus.add_uploads``); returns (results, the cleared upload box)."""
+        results = add_uploads(self.base, self.settings, files or [], progress, self._ingest_lock)
+        return render.upload_results_html(results), None  # the table and header follow (corpus_outputs)
 
     # -- API --------------------------------------------------------------------------------
     def api_ask(

@@ -5,7 +5,9 @@ The script turns a click on a citation link (``<a class="cite" href="#cite-T-N">
 the key into a hidden textbox, clicks a hidden button (the server renders the panel), then
 scrolls the new ``<mark>`` into view. It never reads or inserts document text; it only moves a
 key of digits, a dash and an ``r``. It also puts the cursor back in the question box after Ask
-is clicked, as Enter leaves it there.
+is clicked, as Enter leaves it there, and keeps the character counter under the box current.
+``submit_js`` runs in the browser as a question is sent: it empties the box then and there, so
+that nothing the user types next is erased by a late update.
 
 The stylesheet follows the browser's dark-mode preference through Gradio's ``.dark`` class and
 theme variables; below 700 px the two columns stack and nothing is wider than the screen.
@@ -26,16 +28,73 @@ PAGE_JS = r"""
       if (box) {
         box.scrollTop = Math.max(0, mark.offsetTop - box.clientHeight / 3);
       }
-      mark.scrollIntoView({block: 'nearest', inline: 'nearest'});
+      // 'center', not 'nearest': on a phone the panel is below the chat and 'nearest' leaves the
+      // mark on the bottom edge of the screen.
+      const r = mark.getBoundingClientRect();
+      if (r.top < 0 || r.bottom > window.innerHeight * 0.8) {
+        mark.scrollIntoView({block: 'center', inline: 'nearest'});
+      }
       return;
     }
     if (triesLeft > 0) setTimeout(() => scrollToMark(key, triesLeft - 1), 50);
   }
 
+  function updateCounter() {
+    const box = document.querySelector('#rag-question textarea');
+    const counter = document.querySelector('#rag-counter .rag-counter');
+    if (!box || !counter) return;
+    const limit = parseInt(counter.getAttribute('data-limit') || '0', 10);
+    const n = box.value.length;
+    const shown = counter.querySelector('.rag-count');
+    const value = n.toLocaleString('en');
+    if (shown && shown.textContent !== value) shown.textContent = value;
+    counter.classList.toggle('rag-over', limit > 0 && n > limit);
+  }
+  document.addEventListener('input', updateCounter, true);
+  setInterval(updateCounter, 300);  // also after the server fills or empties the box
+
+  // Whether an answer is being written: Ask is disabled until it is done.
+  window.__ragAnswering = () => {
+    const holder = document.querySelector('#rag-ask');
+    const ask = holder && (holder.tagName === 'BUTTON' ? holder : holder.querySelector('button'));
+    return !!(ask && ask.disabled);
+  };
+  function say(message) {
+    const status = document.querySelector('#rag-status .rag-status');
+    if (status) { status.textContent = message; status.setAttribute('role', 'status'); }
+  }
+  // The text a question is sent with, taken at the keydown or click that sends it (see submit_js).
+  document.addEventListener('keydown', (event) => {
+    if (event.key !== 'Enter' || event.shiftKey || event.isComposing) return;
+    const box = event.target && event.target.closest ? event.target.closest('#rag-question textarea') : null;
+    if (!box) return;
+    if (window.__ragAnswering()) {
+      if (box.value.trim()) say('Still answering the last question: Enter sends this one when it is done, or press Stop.');
+      return;
+    }
+    window.__ragSent = box.value;
+  }, true);
+
+  // Citation links are "[1]" on screen; each gets a name of its own for screen readers, from
+  // its key (the chat's sanitiser drops aria attributes written into the message HTML).
+  function labelCitations() {
+    for (const link of document.querySelectorAll('#rag-chat a.cite:not([aria-label])')) {
+      const m = (link.getAttribute('href') || '').match(/^#cite-(\d+)-(r?)(\d+)$/);
+      if (!m) continue;
+      const what = m[2] ? 'nearest passage' : 'source';
+      const quoted = link.textContent.trim();
+      if (/^\[?\d+\]?$/.test(quoted)) {
+        link.setAttribute('aria-label', `${what} ${m[3]} of answer ${Number(m[1]) + 1}: show it in its document`);
+      }
+    }
+  }
+  new MutationObserver(labelCitations).observe(document.body, {subtree: true, childList: true});
+
   document.addEventListener('click', (event) => {
     const ask = event.target && event.target.closest ? event.target.closest('#rag-ask') : null;
     if (ask) {
       const box = document.querySelector('#rag-question textarea');
+      if (box && !window.__ragAnswering()) window.__ragSent = box.value;
       if (box) setTimeout(() => box.focus(), 0);
       return;
     }
@@ -56,6 +115,29 @@ PAGE_JS = r"""
   }, true);
 }
 """
+
+
+
+def submit_js(limit: int) -> str:
+    """The browser half of sending a question. The page script recorded the box's text at the
+    very keydown or click that sent it (``window.__ragSent``); that text is what is sent, and it
+    alone leaves the box, so that whatever is typed after Enter stays, however late this runs.
+    Nothing leaves the box while an answer is coming (Ask is disabled) or when the question is
+    over ``limit`` characters (it is not sent; the status says why).
+    """
+    return (
+        "(question, ...rest) => {"
+        " const box = document.querySelector('#rag-question textarea');"
+        " const sent = typeof window.__ragSent === 'string' ? window.__ragSent : question;"
+        " window.__ragSent = null;"
+        " const answering = window.__ragAnswering ? window.__ragAnswering() : false;"  # page script not run yet
+        " if (box && !answering && (sent || '').trim()"
+        f" && sent.length <= {int(limit)} && box.value.startsWith(sent)) {{"
+        "   box.value = box.value.slice(sent.length).replace(/^\\n/, '');"
+        "   box.dispatchEvent(new Event('input', {bubbles: true})); }"
+        " return [sent, ...rest]; }"
+    )
+
 
 PAGE_CSS = r"""
 .gradio-container { max-width: 1480px !important; }
@@ -129,6 +211,12 @@ mark.cite-mark mark.rag-span { background: #f59e0b; color: #111827; font-weight:
 .rag-status-refused .rag-status, .rag-status-skipped .rag-status,
 .rag-status-failed .rag-status { color: var(--error-text-color, #b91c1c); font-weight: 600; }
 .rag-muted { color: var(--body-text-color-subdued); }
+#rag-below-question { gap: 8px; align-items: baseline; min-height: 1.4em; }
+.rag-status { font-size: 0.85rem; color: var(--body-text-color-subdued); }
+.rag-status-error, .rag-date-hint { color: var(--error-text-color, #b91c1c); font-size: 0.85rem; }
+.rag-counter { text-align: right; font-size: 0.78rem; color: var(--body-text-color-subdued); white-space: nowrap; }
+.rag-counter.rag-over { color: var(--error-text-color, #b91c1c); font-weight: 600; }
+.rag-note { margin-top: 6px; font-size: 0.85rem; color: var(--body-text-color-subdued); }
 footer { opacity: 0.7; }
 
 .dark mark.cite-mark { background: #854d0e; color: #fef9c3; box-shadow: 0 0 0 2px #ca8a0488; }

@@ -2,8 +2,12 @@
 (which this module sees only through the ``Handlers`` protocol, so it never imports ``ui.app``).
 
 Element ids the page script and the browser tests rely on: ``rag-chat``, ``rag-question``,
-``rag-ask``, ``rag-new``, ``rag-source-panel``, ``rag-cite-key``/``rag-cite-go`` (hidden),
-``rag-documents``, ``rag-upload``, ``rag-add``, ``rag-upload-results``.
+``rag-ask``, ``rag-stop``, ``rag-new``, ``rag-status``, ``rag-counter``, ``rag-date-hint``,
+``rag-source-panel``, ``rag-cite-key``/``rag-cite-go`` (hidden), ``rag-documents``,
+``rag-upload``, ``rag-add``, ``rag-upload-results``.
+
+The conversation, and a question still being answered, live in the browser (``gr.BrowserState``,
+localStorage, encrypted by the server): a reload keeps them, "New conversation" clears them.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from typing import Any, Protocol
 import gradio as gr
 
 from rag.config import Settings
-from ui import render
+from ui import feedback, render
+from ui.assets import submit_js
 from ui.uploads import UPLOAD_SUFFIXES
 
 
@@ -22,7 +27,11 @@ class Handlers(Protocol):
     """What the layout wires to its events (``ui.app.ChatApp`` implements it)."""
 
     answerers: Any
+    take_question: Callable[..., Any]
     respond: Callable[..., Any]
+    stop: Callable[..., Any]
+    restore: Callable[..., Any]
+    check_dates: Callable[..., Any]
     new_chat: Callable[..., Any]
     show_source: Callable[..., Any]
     corpus_outputs: Callable[..., Any]
@@ -44,7 +53,8 @@ def build_layout(app: Handlers, settings: Settings) -> gr.Blocks:
     rows, summary_html, source_choices = app.corpus_outputs()
     top_k_max = max(20, settings.retrieval.top_k)
     with gr.Blocks(title="rag-cite", analytics_enabled=False) as blocks:
-        conversation = gr.State(value={"turns": []})
+        conversation = gr.BrowserState({"turns": []}, storage_key="rag-cite-conversation")
+        pending = gr.BrowserState("", storage_key="rag-cite-pending")
         with gr.Row(elem_id="rag-header"):
             gr.HTML(_BRAND, padding=False)
             summary = gr.HTML(summary_html, padding=False, elem_id="rag-summary")
@@ -66,17 +76,24 @@ def build_layout(app: Handlers, settings: Settings) -> gr.Blocks:
                         with gr.Row(equal_height=True):
                             question = gr.Textbox(
                                 elem_id="rag-question",
+                                label="Your question",
                                 show_label=False,
                                 placeholder="Ask a question, e.g. What share of microelectronics came from China?",
                                 lines=1,  # one line: Enter sends, Shift+Enter adds a line (it grows to 6)
                                 max_lines=6,
                                 scale=5,
                                 autofocus=True,
-                                max_length=settings.answer.max_question_chars,
+                                # no max_length: the browser would cut a long paste silently; the
+                                # counter shows the limit and an over-long question is not sent
                             )
                             with gr.Column(scale=1, min_width=170):
                                 ask = gr.Button("Ask", variant="primary", elem_id="rag-ask")
+                                stop = gr.Button("Stop", variant="stop", elem_id="rag-stop", visible=False)
                                 new = gr.Button("New conversation", elem_id="rag-new", size="sm")
+                        with gr.Row(equal_height=True, elem_id="rag-below-question"):
+                            status = gr.HTML(feedback.status_html(), elem_id="rag-status", padding=False)
+                            gr.HTML(feedback.counter_html(settings.answer.max_question_chars),
+                                    elem_id="rag-counter", padding=False)
                         with gr.Accordion("Settings", open=False, elem_id="rag-settings"):
                             with gr.Row():
                                 top_k = gr.Slider(
@@ -94,6 +111,7 @@ def build_layout(app: Handlers, settings: Settings) -> gr.Blocks:
                             with gr.Row():
                                 date_from = gr.Textbox(label="Published from", placeholder="YYYY-MM-DD")
                                 date_to = gr.Textbox(label="Published until", placeholder="YYYY-MM-DD")
+                            date_hint = gr.HTML(feedback.date_hint_html(None), elem_id="rag-date-hint", padding=False)
                     with gr.Column(scale=2, min_width=360):
                         source_panel = gr.HTML(render.EMPTY_SOURCE_HTML, elem_id="rag-source-panel", padding=False)
                         cite_key = gr.Textbox(visible="hidden", elem_id="rag-cite-key")
@@ -106,8 +124,10 @@ def build_layout(app: Handlers, settings: Settings) -> gr.Blocks:
                 )
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=2):
+                        # No file_types: the widget would refuse the whole batch for one wrong file
+                        # (a bare red "Error", twice); each file is checked on Add and named in the results.
                         files = gr.File(
-                            file_count="multiple", file_types=list(UPLOAD_SUFFIXES), elem_id="rag-upload",
+                            file_count="multiple", elem_id="rag-upload",
                             label=f"Add documents: {' '.join(UPLOAD_SUFFIXES)}, up to {settings.ui.max_upload_mb:g} MB each",
                         )
                         add = gr.Button("Add to index", variant="primary", elem_id="rag-add")
@@ -118,30 +138,44 @@ def build_layout(app: Handlers, settings: Settings) -> gr.Blocks:
                             elem_id="rag-upload-results", padding=False,
                         )
 
-        # Enter or Ask: the question is shown at once (a quick step outside the queue), then
-        # answered. While an answer is coming ``asking`` holds its question: take_question then
-        # changes nothing and the answer step, already pending, ignores the trigger ("once"), so
-        # two answers never race for one conversation.
+        # Enter or Ask: the page script empties the box at once (SUBMIT_JS), the question is shown
+        # (a quick step outside the queue), then answered. While an answer is coming ``asking``
+        # holds its question: take_question then sends nothing and says so, and the answer step,
+        # already pending, ignores the trigger ("once"), so two answers never race. Stop cancels it.
         asking = gr.State(value="")
-        gr.on(
-            [ask.click, question.submit], app.take_question, [question, conversation, asking],
-            [chatbot, question, ask, asking], api_visibility="private", show_progress="hidden",
-            trigger_mode="once", queue=False,
+        answering = gr.on(
+            [ask.click, question.submit], app.take_question, [question, conversation, asking, date_from, date_to],
+            [chatbot, question, ask, stop, asking, pending, status, date_hint], api_visibility="private",
+            show_progress="hidden", trigger_mode="once", queue=False,
+            js=submit_js(settings.answer.max_question_chars),
         ).then(
             app.respond, [asking, conversation, top_k, answerer, sources, date_from, date_to],
-            [chatbot, conversation, question, ask, asking], api_visibility="private", show_progress="hidden",
-            trigger_mode="once",
+            [chatbot, conversation, question, ask, stop, asking, pending, status], api_visibility="private",
+            show_progress="hidden", trigger_mode="once",
         )
-        reset_outputs = [chatbot, conversation, source_panel, cite_key]
+        stop.click(
+            app.stop, [conversation, asking, question], [chatbot, question, ask, stop, asking, pending, status],
+            api_visibility="private", show_progress="hidden", queue=False, cancels=[answering],
+        )
+        gr.on([date_from.blur, date_to.blur, date_from.submit, date_to.submit], app.check_dates,
+              [date_from, date_to], date_hint, api_visibility="private", show_progress="hidden", queue=False)
+        reset_outputs = [chatbot, conversation, source_panel, cite_key, pending]
         new.click(app.new_chat, None, reset_outputs, api_visibility="private")
         chatbot.clear(app.new_chat, None, reset_outputs, api_visibility="private")  # the chat's own bin icon
         cite_go.click(
             app.show_source, [cite_key, conversation], source_panel, api_visibility="private", show_progress="hidden"
         )
+        # Progress shows on the results panel only: the table, the header and the chat stay usable.
+        # The table and header are refreshed by a separate event once the results change (as a
+        # step chained with .then they would carry the progress overlay from the start).
         add.click(
-            app.add_files, files, [results, documents, summary, sources, files],
-            api_visibility="private", concurrency_limit=1,
+            app.add_files, files, [results, files], api_visibility="private", concurrency_limit=1,
+            show_progress_on=[results],
         )
+        results.change(app.corpus_outputs, None, [documents, summary, sources], api_visibility="private",
+                       show_progress="hidden")
         blocks.load(app.corpus_outputs, None, [documents, summary, sources], api_visibility="private")
+        blocks.load(app.restore, [conversation, pending], [chatbot, conversation, question, pending, status],
+                    api_visibility="private", show_progress="hidden")
         gr.api(app.api_ask, api_name="ask")
     return blocks

@@ -1,0 +1,98 @@
+"""The corpus as the UI meets it: uploads from the Documents tab into the index (each file saved
+by ``ui.uploads``, the saved ones ingested together, one result per file, named as the user
+uploaded it), and a refusal's nearest passages with their text.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from rag.assistant import Assistant
+from rag.config import Settings
+from rag.errors import RagError
+from rag.records import Answer, Citation
+from ui.render import FileResult
+from ui.uploads import UploadRefused, save_upload
+
+
+class Progress(Protocol):
+    def __call__(self, progress: tuple[int, int], desc: str | None = None) -> object: ...
+
+
+def add_uploads(
+    assistant: Assistant, settings: Settings, files: Sequence[str], progress: Progress | None, lock: threading.Lock
+) -> list[FileResult]:
+    """Save each uploaded temporary file into the corpus folder and ingest the saved ones.
+
+    A file refused by ``save_upload`` (type, size, name) is reported on its own line; the others
+    are still indexed. ``lock`` keeps two uploads from ingesting at once.
+    """
+    results: list[FileResult] = []
+    saved: dict[str, str] = {}  # safe name -> the name the user uploaded
+    max_bytes = int(settings.ui.max_upload_mb * 1e6)
+    for path in files:
+        original = Path(path).name
+        try:
+            upload = save_upload(path, original, settings.corpus_dir, max_bytes)
+        except UploadRefused as e:
+            results.append(FileResult(original, "refused", str(e)))
+            continue
+        saved[upload.name] = original
+    if saved:
+        results += _ingest(assistant, settings, saved, progress, lock)
+    return results
+
+
+def _ingest(
+    assistant: Assistant, settings: Settings, saved: dict[str, str], progress: Progress | None, lock: threading.Lock
+) -> list[FileResult]:
+    def report_progress(done: int, total: int, source: str) -> None:
+        if progress is not None:
+            progress((done, total), desc=f"Indexing {source}" if source else "Updating the search index")
+
+    paths = [settings.corpus_dir / name for name in saved]
+    try:
+        with lock:
+            report = assistant.ingest(paths, progress=report_progress, root=settings.corpus_dir)
+    except RagError as e:
+        return [FileResult(original, "failed", str(e)) for original in saved.values()]
+    chunks = {d.source: d.n_chunks for d in assistant.documents()}
+    skipped = {Path(p).name: reason for p, reason in report.skipped}
+    results = []
+    for name, original in saved.items():
+        renamed = f"saved as {name}; " if name != original else ""
+        if name in skipped:
+            results.append(FileResult(original, "skipped", renamed + skipped[name]))
+            continue
+        status = next(
+            (s for s, names in (("added", report.added), ("updated", report.updated), ("unchanged", report.unchanged))
+             if name in names),
+            "skipped",
+        )
+        detail = f"{chunks[name]} passages" if name in chunks else "not indexed"
+        results.append(FileResult(original, status, renamed + detail))
+    return results
+
+
+def nearest_passages(assistant: Assistant, answer: Answer) -> list[dict[str, Any]]:
+    """The passages a refusal searched, with their text, as Citation dicts numbered from 1.
+
+    They are kept in the turn so that the user can open each in its document, and the source
+    panel can tell when a document has changed since (as it does for citations).
+    """
+    texts: dict[str, str | None] = {}
+    passages = []
+    for n, p in enumerate(answer.retrieved, 1):
+        if p.source not in texts:
+            try:
+                texts[p.source] = assistant.document_text(p.source)
+            except RagError:
+                texts[p.source] = None
+        body = texts[p.source]
+        if body is not None and 0 <= p.start < p.end <= len(body):
+            passage = Citation(id=n, source=p.source, start=p.start, end=p.end, quote=body[p.start : p.end])
+            passages.append(passage.model_dump(mode="json") | {"score": p.score})
+    return passages
