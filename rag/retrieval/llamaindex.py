@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from llama_index.core.retrievers import BaseRetriever
-from llama_index.core.schema import NodeRelationship, NodeWithScore, QueryBundle, RelatedNodeInfo, TextNode
+from llama_index.core.schema import (
+    NodeRelationship,
+    NodeWithScore,
+    QueryBundle,
+    RelatedNodeInfo,
+    TextNode,
+)
 
 from rag.query import Query
 from rag.retrieval.hybrid import Retriever
