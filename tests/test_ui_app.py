@@ -221,3 +221,13 @@ def test_a_second_answer_step_for_the_same_turn_of_a_session_changes_nothing(cha
     assert list(chat.respond(QUESTION, new_conversation(), **args, request=session)) == [(SKIP,) * 8]  # type: ignore[arg-type]
     again = list(chat.respond(QUESTION, first[-1][1], **args, request=session))  # type: ignore[arg-type]
     assert len(again[-1][1]["turns"]) == 2  # the same question asked again later is answered
+
+
+def test_a_refusals_nearest_passages_read_from_a_sentence_start(chat: ChatApp) -> None:
+    # The seed article has chunks that open mid-sentence ("in kyiv. One of the most…").
+    for question in ("What is the capital of Peru?", "How many penguins live on the moon?"):
+        turn = run(chat, question, new_conversation())[-1][1]["turns"][0]
+        assert turn["answer"]["refused"]
+        for passage in turn["nearest"]:
+            assert not passage["quote"][:1].islower(), passage["quote"][:60]
+            assert chat.base.document_text(passage["source"])[passage["start"] : passage["end"]] == passage["quote"]

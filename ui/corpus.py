@@ -5,6 +5,7 @@ uploaded it), and a refusal's nearest passages with their text.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,6 +94,25 @@ def nearest_passages(assistant: Assistant, answer: Answer) -> list[dict[str, Any
                 texts[p.source] = None
         body = texts[p.source]
         if body is not None and 0 <= p.start < p.end <= len(body):
-            passage = Citation(id=n, source=p.source, start=p.start, end=p.end, quote=body[p.start : p.end])
+            start = sentence_start(body, p.start, p.end)
+            passage = Citation(id=n, source=p.source, start=start, end=p.end, quote=body[start : p.end])
             passages.append(passage.model_dump(mode="json") | {"score": p.score})
     return passages
+
+
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*\s+(?=\S)")
+
+
+def sentence_start(text: str, start: int, end: int) -> int:
+    """``start``, or past the first sentence end when the passage opens mid-sentence (with a
+    lower-case letter: "in kyiv. One of the most…"), so that a listed passage reads from a
+    sentence's start.
+
+    >>> text = "aid package. in kyiv. One of the most revolutionary measures."
+    >>> text[sentence_start(text, 13, len(text)):]
+    'One of the most revolutionary measures.'
+    """
+    if not text[start:start + 1].islower():
+        return start
+    m = _SENTENCE_END.search(text, start, end)
+    return m.end() if m and m.end() < end else start
