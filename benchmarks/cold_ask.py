@@ -19,7 +19,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-
 import quality  # noqa: E402
 from speed import BIN, child_env, cold_ask, load  # noqa: E402
 

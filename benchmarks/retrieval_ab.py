@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from rag.assistant import Assistant
 from rag.config import Settings
 from rag.evals.gold import load_gold, locate_evidence

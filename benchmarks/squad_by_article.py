@@ -19,7 +19,7 @@ held = set(titles[1::2])
 art = {qa["id"]: a["title"] for a in sl for p in a["paragraphs"] for qa in p["qas"]}
 gold = {g["id"]: g for g in map(json.loads, open(str(ROOT / "build/squad/gold.jsonl")))}
 run = sys.argv[1]
-recs = [json.loads(l) for l in open(run)]
+recs = [json.loads(line) for line in open(run)]
 for name, keep in (("held-out 6", lambda t: t in held), ("training-use 5", lambda t: t not in held), ("all 11", lambda t: True)):
     pos = [r for r in recs if keep(art[r["id"]]) and not gold[r["id"]]["unanswerable"]]
     neg = [r for r in recs if keep(art[r["id"]]) and gold[r["id"]]["unanswerable"]]

@@ -22,17 +22,17 @@ import numpy as np
 from rag.answering.citations import enforce_citations
 from rag.answering.draft import REFUSAL_TEXT, Draft
 from rag.answering.extractive import ExtractiveAnswerer, Focus
-from rag.answering.span_answerer import ReaderAnswerer
 from rag.answering.provenance import annotate
 from rag.answering.rewrite import Rewrite, rewrite_parts
+from rag.answering.span_answerer import ReaderAnswerer
 from rag.config import Settings
 from rag.domain import DocumentInfo, Hit
 from rag.errors import ConfigError, QueryError, RagError
 from rag.index.embedding import Embedder
 from rag.index.folder import Index
 from rag.ingest.pipeline import IngestReport, ProgressFn, ingest
-from rag.records import Answer, RetrievedPassage, Turn
 from rag.query import Filters, Query
+from rag.records import Answer, RetrievedPassage, Turn
 from rag.retrieval.hybrid import Retriever
 
 logger = logging.getLogger(__name__)

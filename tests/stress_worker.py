@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 from rag.assistant import Assistant
 from rag.config import Settings
 

@@ -14,7 +14,15 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import ConfigError, StoreError
-from rag.index.embedding import EXPORT_FORMAT, META_FILE, OnnxEmbedder, default_model_path, export_dir, prune_stale_exports, source_key
+from rag.index.embedding import (
+    EXPORT_FORMAT,
+    META_FILE,
+    OnnxEmbedder,
+    default_model_path,
+    export_dir,
+    prune_stale_exports,
+    source_key,
+)
 from tests.conftest import ROOT, make_settings
 
 TEXTS = [

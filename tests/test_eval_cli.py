@@ -230,7 +230,7 @@ def test_squad_converter_on_the_public_slice(tmp_path: Path) -> None:
     assert len(texts) == 11
     raw = json.loads(SQUAD_JSON.read_text(encoding="utf-8"))
     expected_starts = {}
-    for n, article in enumerate(raw["data"], start=1):
+    for article in raw["data"]:
         offset = 0
         for para in article["paragraphs"]:
             for qa in para["qas"]:

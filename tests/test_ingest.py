@@ -53,7 +53,7 @@ def in_step(index: Index) -> None:
     for doc in index.documents():
         text = index.catalog.text(doc.id)
         assert text is not None
-        for cid, (chunk, source) in index.catalog.chunks(index.catalog.chunk_ids(doc.id)).items():
+        for _cid, (chunk, source) in index.catalog.chunks(index.catalog.chunk_ids(doc.id)).items():
             assert text[chunk.start : chunk.end] == chunk.text and source == doc.source
 
 

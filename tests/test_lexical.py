@@ -13,7 +13,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.index.lexical import B, K1, bm25_rank_arrays
+from rag.index.lexical import K1, B, bm25_rank_arrays
 from rag.text.tokens import tokenize
 
 from .test_index_sharing import open_tiny

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from rag.answering.reader import DEFAULT_MODEL_DIR, ReaderError, SpanReader, card_sha256
-from rag.domain import file_sha256 as model_sha256
 from rag.answering.span_answerer import confidence, overlapping_sentences
-from rag.text.normalize import normalize_answer
 from rag.assistant import Assistant
+from rag.domain import file_sha256 as model_sha256
+from rag.text.normalize import normalize_answer
 
 from .conftest import ROOT, make_settings
 from .test_answer import HARBOUR, ORCHARD  # the same two-article corpus, read by the reader here

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import shutil
-from types import SimpleNamespace
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 import pytest

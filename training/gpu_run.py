@@ -17,7 +17,6 @@ for ``scripts/ship_reader.sh ~/.cache/rag-cite/reader/final-gpu.pt``.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path

@@ -28,10 +28,10 @@ from rag.errors import ConfigError, RagError
 from rag.records import Answer, Citation
 from rag.retrieval.hybrid import Filters
 from ui import feedback, render
-from ui.corpus import add_uploads, nearest_passages
-from ui.uploads import UPLOAD_SUFFIXES
 from ui.assets import PAGE_CSS, PAGE_HEAD, PAGE_JS
+from ui.corpus import add_uploads, nearest_passages
 from ui.layout import build_layout
+from ui.uploads import UPLOAD_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ class ChatApp:
         choices = [(f"{d.title} ({d.source})" if d.title != d.source else d.source, d.source) for d in documents]
         return render.document_rows(documents), render.index_summary_html(documents), gr.update(choices=choices)
 
-    def add_files(self, files: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[str, None]:
+    def add_files(self, files: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[str, None]:  # noqa: B008  (how Gradio injects progress)
         """Save uploads into the corpus folder, ingest them, and report each file's result
         (``ui.corpus.add_uploads``); returns (results, the cleared upload box)."""
         results = add_uploads(self.base, self.settings, files or [], progress, self._ingest_lock)

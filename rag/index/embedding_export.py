@@ -30,7 +30,15 @@ from pathlib import Path
 import numpy as np
 
 from rag.domain import file_sha256
-from rag.index.embedding import EXPORT_FORMAT, META_FILE, VARIANTS, default_cache_dir, export_dir, prune_stale_exports, resolve_model
+from rag.index.embedding import (
+    EXPORT_FORMAT,
+    META_FILE,
+    VARIANTS,
+    default_cache_dir,
+    export_dir,
+    prune_stale_exports,
+    resolve_model,
+)
 
 logger = logging.getLogger(__name__)
 

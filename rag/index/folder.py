@@ -20,6 +20,7 @@ One writer, many readers, across processes:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -217,7 +218,7 @@ class Index:
         if store is None:
             store = ChromaStore(index_dir, settings.chroma_url, name)
             if not settings.chroma_url:
-                reopen = lambda: ChromaStore(index_dir, None, name)
+                reopen = functools.partial(ChromaStore, index_dir, None, name)
         index = cls(settings, catalog, store, embedder, writable, lock, reopen)
         index._check_model()
         return index

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.domain import Chunk, Document, VectorEntry, sentence_id
-from rag.errors import IngestError, StoreError
+from rag.errors import IngestError
 from rag.index.catalog import CATALOG_FILE, sentence_chunks
 from rag.index.faults import failpoint
 from rag.index.folder import Index, pipeline_fingerprint
