@@ -276,10 +276,10 @@ class ChatApp:
         """
         filters = make_filters(sources, date_from, date_to)
         assistant = self.assistant_for(answerer)
-        args = {"history": history_of(conversation), "filters": filters, "top_k": int(top_k)}
+        history = history_of(conversation)
         if not isinstance(assistant.answerer, Streams):
-            return [assistant.ask(question, **args)]
-        return assistant.stream(question, **args)
+            return [assistant.ask(question, history=history, filters=filters, top_k=int(top_k))]
+        return assistant.stream(question, history=history, filters=filters, top_k=int(top_k))
 
     def new_chat(self) -> tuple[list[dict[str, str]], Conversation, str, str, str]:
         """An empty chat and source panel; the conversation kept in the browser is cleared too."""

@@ -104,15 +104,15 @@ _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*\s+(?=\S)")
 
 
 def sentence_start(text: str, start: int, end: int) -> int:
-    """``start``, or past the first sentence end when the passage opens mid-sentence (with a
-    lower-case letter: "in kyiv. One of the most…"), so that a listed passage reads from a
-    sentence's start.
+    """``start``, or past the first sentence end when the passage opens mid-sentence (inside a
+    line, with a lower-case letter: "in kyiv. One of the most…"), so that a listed passage
+    reads from a sentence's start. A line that starts lower-case ("date: 2024-…") is kept.
 
     >>> text = "aid package. in kyiv. One of the most revolutionary measures."
     >>> text[sentence_start(text, 13, len(text)):]
     'One of the most revolutionary measures.'
     """
-    if not text[start:start + 1].islower():
+    if start == 0 or text[start - 1] == "\n" or not text[start : start + 1].islower():
         return start
     m = _SENTENCE_END.search(text, start, end)
     return m.end() if m and m.end() < end else start

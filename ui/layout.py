@@ -12,7 +12,6 @@ localStorage, encrypted by the server): a reload keeps them, "New conversation" 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import gradio as gr
@@ -24,19 +23,22 @@ from ui.uploads import UPLOAD_SUFFIXES
 
 
 class Handlers(Protocol):
-    """What the layout wires to its events (``ui.app.ChatApp`` implements it)."""
+    """What the layout wires to its events (``ui.app.ChatApp`` implements it). Each handler's
+    own signature is Gradio's business (inputs map to parameters), hence ``*args``."""
 
     answerers: Any
-    take_question: Callable[..., Any]
-    respond: Callable[..., Any]
-    stop: Callable[..., Any]
-    restore: Callable[..., Any]
-    check_dates: Callable[..., Any]
-    new_chat: Callable[..., Any]
-    show_source: Callable[..., Any]
-    corpus_outputs: Callable[..., Any]
-    add_files: Callable[..., Any]
-    api_ask: Callable[..., Any]
+
+    def take_question(self, *args: Any, **kwargs: Any) -> Any: ...
+    def respond(self, *args: Any, **kwargs: Any) -> Any: ...
+    def stop(self, *args: Any, **kwargs: Any) -> Any: ...
+    def restore(self, *args: Any, **kwargs: Any) -> Any: ...
+    def check_dates(self, *args: Any, **kwargs: Any) -> Any: ...
+    def new_chat(self, *args: Any, **kwargs: Any) -> Any: ...
+    def show_source(self, *args: Any, **kwargs: Any) -> Any: ...
+    def corpus_outputs(self, *args: Any, **kwargs: Any) -> Any: ...
+    def add_files(self, *args: Any, **kwargs: Any) -> Any: ...
+    def api_ask(self, *args: Any, **kwargs: Any) -> Any: ...
+
 
 _BRAND = (
     '<div class="rag-brand">rag-cite'

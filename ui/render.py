@@ -358,7 +358,9 @@ def find_citation(turns: Sequence[Mapping[str, object]], key: str) -> Located | 
     if not isinstance(record, Mapping):
         return None
     listed = turn.get("nearest") if parsed.nearest else record.get("citations")
-    raw = next((r for r in listed or [] if isinstance(r, Mapping) and r.get("id") == parsed.id), None)
+    if not isinstance(listed, list):
+        return None
+    raw = next((r for r in listed if isinstance(r, Mapping) and r.get("id") == parsed.id), None)
     if raw is None:
         return None
     span = None if parsed.nearest else short_answer_span(Answer.model_validate(record))

@@ -124,11 +124,12 @@ def _html_document(raw: bytes, source: str) -> Document:
         )
     except Exception as e:  # trafilatura raises assorted parser errors on broken markup
         raise IngestError(f"HTML could not be parsed ({type(e).__name__})") from e
-    text = (extracted.text if extracted is not None else "") or ""
-    if not text.strip():
+    found = None if isinstance(extracted, dict) else extracted  # a dict only with as_dict=True
+    text = (found.text if found is not None else "") or ""
+    if found is None or not text.strip():
         raise IngestError("no text could be extracted from the HTML")
-    title = (extracted.title or "").strip() or guess_title(text, source)
-    date = extracted.date if extracted.date and re.match(r"\d{4}-\d{2}-\d{2}$", extracted.date) else None
+    title = (found.title or "").strip() or guess_title(text, source)
+    date = found.date if found.date and re.match(r"\d{4}-\d{2}-\d{2}$", found.date) else None
     return Document(source=source, text=text, title=_shorten(title), date=date or find_date(text), kind="html")
 
 
