@@ -196,7 +196,9 @@ class Assistant:
     ) -> Query:
         """The ``Query`` a question makes: cleaned, rewritten to stand alone, embedded once."""
         question = clean_question(question, self.settings.answer.max_question_chars)
-        rewritten = self._rewrite(question, parse_history(history))
+        return self._embedded(question, self._rewrite(question, parse_history(history)), filters, top_k)
+
+    def _embedded(self, question: str, rewritten: Rewrite, filters: Filters | None, top_k: int | None) -> Query:
         return Query(question, rewritten.standalone, self.index.embed_query(rewritten.standalone), rewritten.focus,
                      filters or Filters(), top_k)
 
@@ -240,9 +242,11 @@ class Assistant:
         started = time.perf_counter()
         if isinstance(self.answerer, Preloads):
             self.answerer.preload()  # the model loads while the question is embedded and searched
-        query = self.query(question, history, filters, top_k)
-        question, standalone, query_vector = query.question, query.standalone, query.vector
-        t_rewrite = time.perf_counter()
+        question = clean_question(question, self.settings.answer.max_question_chars)
+        rewritten = self._rewrite(question, parse_history(history))
+        t_rewrite = time.perf_counter()  # the question's embedding counts as retrieval, as before
+        query = self._embedded(question, rewritten, filters, top_k)
+        standalone, query_vector = query.standalone, query.vector
         # A follow-up whose pronoun was resolved has a narrower focus than what was searched;
         # the extractive answerer picks its sentence for the focus (see rag.answering.rewrite.Rewrite).
         use_focus = query.focus != standalone and self.answerer is self.extractive
