@@ -135,6 +135,9 @@ def test_values_compare_without_hedges_separators_or_signs() -> None:
     assert value_key("$420 million") == value_key("420 million")
     assert value_key("2,400") == value_key("2400")
     assert value_key("9%") != value_key("14%")
+    assert value_key("730") == value_key("730 workers")  # the counted noun is no other value
+    assert value_key("420 million") != value_key("420")
+    assert value_key("a dozen") != value_key("a hundred")
 
 
 PORT_A = "date: 2024-03-05\n\nContainer traffic through the port rose 14% in 2023, according to the port authority."

@@ -52,12 +52,20 @@ class OtherSide:
     confidence: float
 
 
+_SCALE_WORDS = frozenset({"percent", "million", "billion", "trillion", "thousand", "hundred", "bn"})
+
+
 def value_key(text: str) -> tuple[str, ...]:
-    """A value without hedges, thousands separators and currency signs, as sorted words:
-    "about 75%" and "75 percent" give the same key, "$420 million" and "420 million" too."""
+    """A value without hedges, thousands separators, currency signs and the thing counted, as
+    sorted words: "about 75%" and "75 percent" give the same key, "$420 million" and "420 million"
+    too, and so do "730" and "730 workers" (the reader's span may or may not take the noun).
+    A value written without digits keeps all its words."""
     text = _HEDGES.sub(" ", text.lower())
     text = re.sub(r"(?<=\d),(?=\d{3})", "", text).replace("%", " percent ").replace("per cent", "percent")
-    return tuple(sorted(re.findall(r"\d+(?:\.\d+)?|[a-z]+", text)))
+    words = re.findall(r"\d+(?:\.\d+)?|[a-z]+", text)
+    if any(w[0].isdigit() for w in words):
+        words = [w for w in words if w[0].isdigit() or w in _SCALE_WORDS]
+    return tuple(sorted(words))
 
 
 def _shared(question_words: set[str], text: str) -> int:
