@@ -30,5 +30,8 @@ RAG_TEST_PG_URL="$(scripts/pg_temp.sh start "$pg_dir" "$pg_port")"
 export RAG_TEST_PG_URL
 # The layers contract in pyproject.toml: no module imports from a layer above its own.
 .venv/bin/lint-imports
+# Lint (the whole repository) and types (rag/ and ui/), as configured in pyproject.toml.
+.venv/bin/ruff check .
+.venv/bin/mypy
 # --durations=20: the slowest tests, in every CI log.
 .venv/bin/python -m pytest -m "not slow" --durations=20 "$@"

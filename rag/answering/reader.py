@@ -66,10 +66,10 @@ class SpanReader:
         self.threads = threads
         self.max_answer_tokens = max_answer_tokens
         self._lock = threading.Lock()
-        self._session = None
+        self._session: Any = None  # onnxruntime.InferenceSession, loaded on first use
         self._pool: ThreadPoolExecutor | None = None
-        self._tokenizer = None
-        self._plain = None
+        self._tokenizer: Any = None  # tokenizers.Tokenizer
+        self._plain: Any = None
         self._preloading: threading.Thread | None = None
         self._meta_cache: dict[str, Any] | None = None
         self.max_len = 0
@@ -156,7 +156,12 @@ class SpanReader:
             spans.sort(key=lambda s: -s.margin)
             # Overlapping windows propose the same span twice: keep the better.
             seen: set[tuple[int, int]] = set()
-            spans[:] = [s for s in spans if (s.start, s.end) not in seen and not seen.add((s.start, s.end))][:top_n]
+            kept: list[Span] = []
+            for s in spans:
+                if (s.start, s.end) not in seen:
+                    seen.add((s.start, s.end))
+                    kept.append(s)
+            spans[:] = kept[:top_n]
         return out
 
     def _run_each(self, windows: list[tuple[int, Any]]) -> list[tuple[np.ndarray, np.ndarray, float]]:

@@ -98,6 +98,7 @@ def _delete_index(settings: Settings) -> None:
     import shutil
 
     from rag.index.folder import Index
+    from rag.index.vectors import ChromaStore
 
     if settings.catalog_url:  # the servers' index: its tables and its collection
         index = Index.open(settings, create=True)
@@ -110,7 +111,8 @@ def _delete_index(settings: Settings) -> None:
         index = Index.open(settings, create=True)
         assert index.lock is not None
         with index.lock.hold():  # not while another process writes it
-            index.store.drop()
+            if isinstance(index.store, ChromaStore):  # the catalog's own vectors go with the folder
+                index.store.drop()
             shutil.rmtree(settings.index_dir)
 
 

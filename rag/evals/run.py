@@ -45,6 +45,7 @@ from rag.evals.metrics import (
 )
 from rag.evals.provenance import aggregate_provenance, provenance_counts, score_provenance
 from rag.index.catalog import Catalog
+from rag.index.vectors import ChromaStore
 from rag.ingest.pipeline import ProgressFn
 from rag.ingest.readers import read_document
 
@@ -154,25 +155,26 @@ def open_assistant(settings: Settings, index: Path | None = None, corpus: Path |
     if not corpus.is_dir():
         raise RagError(f"corpus folder {corpus} not found")
     tmp = Path(tempfile.mkdtemp(prefix="rag-eval-index-"))
-    assistant = None
+    built: Assistant | None = None
     try:
         # A temporary index of its own: never the servers' shared catalog (RAG_CATALOG_URL),
         # whose collection the clean-up below would drop.
-        assistant = Assistant.open(tmp, settings=settings.with_overrides(catalog_url=None), create=True)
-        report = assistant.ingest([corpus])
+        built = Assistant.open(tmp, settings=settings.with_overrides(catalog_url=None), create=True)
+        report = built.ingest([corpus])
         for path, reason in report.skipped:
             logger.warning("ingest skipped %s: %s", path, reason)
         if not report.total_documents:
             raise RagError(f"corpus folder {corpus} holds no document that could be indexed")
         logger.info("indexed %d documents (%d chunks) in %.1f s", report.total_documents, report.total_chunks, report.seconds)
-        yield assistant
+        yield built
     finally:
-        if assistant is not None:
+        if built is not None:
             try:
-                assistant.index.store.drop()
+                if isinstance(built.index.store, ChromaStore):  # the catalog's own vectors go with tmp
+                    built.index.store.drop()
             except RagError as e:  # a leftover temporary collection is not worth failing the run
                 logger.warning("could not delete the temporary collection: %s", e)
-            assistant.close()
+            built.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -98,6 +98,8 @@ def export(source: Path, variant: str, out: Path) -> dict[str, object]:
         tokenizer.save_pretrained(str(tok_dir))
         shutil.copy(tok_dir / "tokenizer.json", tmp / "tokenizer.json")
         shutil.rmtree(tok_dir)
+        if model.max_seq_length is None:  # every sentence-transformers model of ours states one
+            raise ValueError(f"{source}: the model states no max_seq_length")
         meta: dict[str, object] = {
             "format": EXPORT_FORMAT, "variant": variant, "source": str(source),
             "max_seq_length": int(model.max_seq_length), "dimension": int(_dimension(model)),

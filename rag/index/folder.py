@@ -201,7 +201,7 @@ class Index:
             catalog = Catalog(index_dir, create=False, readonly=True)
             embedder = embedder or _make_embedder(settings, catalog)
             chosen = store is None
-            if chosen:
+            if store is None:
                 store, reopen = _reader_store(settings, catalog)
             else:
                 reopen = None

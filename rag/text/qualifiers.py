@@ -48,7 +48,7 @@ def with_qualifiers(text: str, start: int, end: int, lo: int, hi: int) -> tuple[
     if not _VALUE_START.match(text, start):
         return start, end
     before = _BEFORE.search(text, max(lo, start - 40), start)
-    opens_range = bool(before) and before.group().lower().startswith(("between", "from"))
+    opens_range = before is not None and before.group().lower().startswith(("between", "from"))
     after = _RANGE_AFTER.match(text, end, hi)
     if after and not (after.group().strip()[:1] in "-–" or after.group().lstrip().startswith("to") or opens_range):
         after = None

@@ -23,6 +23,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from typing import Any
 
 from rag.answering.citations import locate_quote
 from rag.answering.draft import REFUSAL_TEXT
@@ -312,7 +313,7 @@ def gate(raw: str, question: str, passages: Sequence[Passage]) -> Verdict:
             logger.debug("gate dropped %r: %s", sentence[:200], reason)
             dropped.append(reason)
     n_claims = len(kept) + len(dropped)
-    common = {"claims": n_claims, "kept": len(kept), "dropped": tuple(dropped)}
+    common: dict[str, Any] = {"claims": n_claims, "kept": len(kept), "dropped": tuple(dropped)}
     if not kept:
         if refusal:
             return Verdict("refused", REFUSAL_TEXT, reason="the model said the sources do not answer", **common)
@@ -357,7 +358,8 @@ def short_answer(question: str, citations: Sequence[Citation], answer: str) -> s
     q_words = set(words(question))
     found = [c.text for cit in citations for c in typed_candidates(cit.quote, 0, len(cit.quote), wanted, q_words)]
     stated = [f for f in found if f.lower() in answer.lower()]
-    return (stated or found or [None])[0]
+    picked = stated or found
+    return picked[0] if picked else None
 
 
 _WH = frozenset("what which who whom whose when where why how".split())
