@@ -15,21 +15,14 @@ Debian's /usr/bin/chromium (playwright), as the browser tests do:
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from rag.assistant import Assistant  # importing rag sets the offline environment (rag/__init__.py)
+from rag.config import Settings
 
-from rag.assistant import Assistant  # noqa: E402
-from rag.config import Settings  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
 QUESTION = "What share of microelectronics came from China?"
