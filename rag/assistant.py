@@ -315,11 +315,21 @@ class Assistant:
         )
         # Who says it, as of when, where sources differ: a layer after any answerer, its offsets
         # verified like citations (rag.answering.provenance).
-        return annotate(answer, hits, text_of, self._date_of, getattr(self.answerer, "threshold", None))
+        return annotate(answer, hits, text_of, self._date_of, getattr(self.answerer, "threshold", None),
+                        functools.cache(self._sentence_spans))
 
     def _date_of(self, source: str) -> str | None:
         info = self.index.catalog.document_by_source(source)
         return info.date if info is not None else None
+
+    def _sentence_spans(self, source: str) -> list[tuple[int, int]] | None:
+        """The document's sentences as ingest split them: attribution reads a paragraph's
+        sentences from here instead of loading a sentence splitter (NLTK takes over a second to
+        import) while answering."""
+        info = self.index.catalog.document_by_source(source)
+        if info is None:
+            return None
+        return [(r.start, r.end) for r in self.index.catalog.sentences(info.id, 0, 2**31 - 1)]
 
     # -- the index --------------------------------------------------------------------------
     def ingest(

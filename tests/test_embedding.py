@@ -189,13 +189,14 @@ QUERY_PATH = """
 import sys, time
 from rag.config import Settings
 {body}
-print([m for m in ('torch', 'sentence_transformers', 'transformers', 'chromadb') if m in sys.modules])
+print([m for m in ('torch', 'sentence_transformers', 'transformers', 'chromadb', 'nltk') if m in sys.modules])
 """
 
 
 @pytest.mark.parametrize("entry", ["ask", "serve"])
 def test_ask_and_serve_do_not_import_torch(seed_index_dir: Path, entry: str) -> None:
-    """`rag ask`, and `rag serve` up to a launched app answering a question, import no torch;
+    """`rag ask`, and `rag serve` up to a launched app answering a question, import no torch and
+    no NLTK (over a second to import; answers read the stored sentence spans);
     `rag ask` on a small index (the catalog's vectors searched exactly) not even chromadb (the
     UI opens a writer, for uploads)."""
     if entry == "ask":

@@ -21,6 +21,7 @@ that ...?" is answered by the speaker, not by something the speaker said.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.text.sentences import split_sentences
@@ -164,15 +165,27 @@ def _named(text: str, sentences: list[tuple[int, int]]) -> Speaker | None:
     return None
 
 
-def find_attribution(text: str, start: int, end: int, claim: tuple[int, int] | None = None) -> Speaker | None:
+def _sentences_in(text: str, a: int, b: int, stored: Sequence[tuple[int, int]] | None) -> list[tuple[int, int]]:
+    """The sentences of ``text[a:b]`` (a paragraph), absolute offsets: the document's stored
+    sentence spans where given (what ingest split; no sentence splitter to load while answering),
+    else split here."""
+    if stored is not None:
+        return [(max(s, a), min(e, b)) for s, e in stored if s < b and a < e]
+    return [(a + s, a + e) for s, e in split_sentences(text[a:b])]
+
+
+def find_attribution(
+    text: str, start: int, end: int, claim: tuple[int, int] | None = None, sentences: Sequence[tuple[int, int]] | None = None
+) -> Speaker | None:
     """Who the claim cited at ``text[start:end]`` is attributed to, or None (see module docstring).
+    ``sentences``: the document's sentence spans, in order, if known.
 
     >>> doc = "In 2023, 90% of the imports came from China, a second official said."
     >>> find_attribution(doc, 0, len(doc), (9, 12))
     Speaker(start=45, end=62, text='a second official')
     """
     p0, p1 = paragraph_bounds(text, start, end)
-    spans = [(p0 + a, p0 + b) for a, b in split_sentences(text[p0:p1])]
+    spans = _sentences_in(text, p0, p1, sentences)
     found = sentence_attribution(text, start, end, claim)
     if found is None and _open_quote(text[p0:end]):
         # Inside a quotation: the speaker follows its closing mark, a sentence or two on.
@@ -186,5 +199,5 @@ def find_attribution(text: str, start: int, end: int, claim: tuple[int, int] | N
     if p0 > 0:  # the paragraph before, for "she said" opening a new paragraph
         last = len(text[:p0].rstrip()) - 1
         q0, q1 = paragraph_bounds(text, last, last)
-        earlier = [(q0 + a, q0 + b) for a, b in split_sentences(text[q0:q1])] + earlier
+        earlier = _sentences_in(text, q0, q1, sentences) + earlier
     return _named(text, earlier[-LOOK_BACK:])

@@ -25,6 +25,12 @@ logger = logging.getLogger(__name__)
 
 TextOf = Callable[[str], str | None]
 DateOf = Callable[[str], str | None]
+# A document's sentence spans as ingest split them (from the catalog), or None to split here.
+SpansOf = Callable[[str], list[tuple[int, int]] | None]
+
+
+def _no_spans(source: str) -> None:
+    return None
 
 
 def lead_citation(answer: Answer) -> tuple[Citation, tuple[int, int] | None]:
@@ -43,20 +49,21 @@ def lead_citation(answer: Answer) -> tuple[Citation, tuple[int, int] | None]:
     return answer.citations[0], None
 
 
-def attribute(citation: Citation, claim: tuple[int, int] | None, text_of: TextOf) -> Attribution | None:
+def attribute(citation: Citation, claim: tuple[int, int] | None, text_of: TextOf, spans_of: SpansOf = _no_spans) -> Attribution | None:
     """The verified attribution of the claim cited by ``citation``, or None."""
     text = text_of(citation.source)
     if not verify_citation(text, citation.start, citation.end, citation.quote):
         return None
     assert text is not None
-    found = find_attribution(text, citation.start, citation.end, claim)
+    found = find_attribution(text, citation.start, citation.end, claim, spans_of(citation.source))
     if found is None or not verify_citation(text, found.start, found.end, found.text):
         return None
     return Attribution(citation=citation.id, source=citation.source, start=found.start, end=found.end, text=found.text)
 
 
-def _sentence_of(hits: Sequence[Hit], text_of: TextOf) -> Callable[[str, int, int], tuple[int, int] | None]:
-    """The sentence holding a span: from the retrieved chunk's sentences, else split afresh."""
+def _sentence_of(hits: Sequence[Hit], text_of: TextOf, spans_of: SpansOf) -> Callable[[str, int, int], tuple[int, int] | None]:
+    """The sentence holding a span: from the retrieved chunk's sentences, else the document's
+    stored sentences, else split afresh."""
 
     def find(source: str, start: int, end: int) -> tuple[int, int] | None:
         for h in hits:
@@ -64,8 +71,10 @@ def _sentence_of(hits: Sequence[Hit], text_of: TextOf) -> Callable[[str, int, in
                 held = [(s, e) for s, e in h.chunk.sentences if s <= start and end <= e]
                 if held:
                     return held[0]
-        text = text_of(source)
-        held = [(s, e) for s, e in split_sentences(text)] if text else []
+        held = spans_of(source)
+        if held is None:
+            text = text_of(source)
+            held = [(s, e) for s, e in split_sentences(text)] if text else []
         return next(((s, e) for s, e in held if s <= start and end <= e), None)
 
     return find
@@ -92,19 +101,23 @@ def disagreement_text(sides: Sequence[Side]) -> str:
     return "Sources differ: " + "; ".join(parts) + "."
 
 
-def annotate(answer: Answer, hits: Sequence[Hit], text_of: TextOf, date_of: DateOf, threshold: float | None) -> Answer:
-    """``answer`` with its provenance (see the module docstring); a refusal is returned as it is."""
+def annotate(
+    answer: Answer, hits: Sequence[Hit], text_of: TextOf, date_of: DateOf, threshold: float | None,
+    spans_of: SpansOf = _no_spans,
+) -> Answer:
+    """``answer`` with its provenance (see the module docstring); a refusal is returned as it is.
+    ``spans_of`` gives a document's stored sentence spans (or None: split them here)."""
     if answer.refused or not answer.citations:
         return answer
     lead, claim = lead_citation(answer)
-    attribution = attribute(lead, claim, text_of)
+    attribution = attribute(lead, claim, text_of, spans_of)
     as_of = date_of(lead.source)
     update: dict[str, object] = {"attribution": attribution, "as_of": as_of}
     proposals = answer.details.get("proposals")
     if threshold is None or not answer.short_answer or not isinstance(proposals, list):
         return answer.model_copy(update=update)
     found = other_sides(answer.standalone_question, answer.short_answer, lead.source, lead.quote, proposals,
-                        threshold, text_of, _sentence_of(hits, text_of))
+                        threshold, text_of, _sentence_of(hits, text_of, spans_of))
     citations = list(answer.citations)
     sides = [Side(answer=answer.short_answer, citation=lead.id, source=lead.source, as_of=as_of,
                   attribution=attribution)]
@@ -115,7 +128,7 @@ def annotate(answer: Answer, hits: Sequence[Hit], text_of: TextOf, date_of: Date
         if cited not in citations:
             citations.append(cited)
         sides.append(Side(answer=other.text, citation=cited.id, source=other.source, as_of=date_of(other.source),
-                          attribution=attribute(cited, (other.start, other.end), text_of)))
+                          attribution=attribute(cited, (other.start, other.end), text_of, spans_of)))
     if len(sides) < 2:
         return answer.model_copy(update=update)
     logger.info("sources differ for %r: %s", answer.standalone_question, [s.answer for s in sides])
