@@ -71,11 +71,11 @@ def _sentence_of(hits: Sequence[Hit], text_of: TextOf, spans_of: SpansOf) -> Cal
                 held = [(s, e) for s, e in h.chunk.sentences if s <= start and end <= e]
                 if held:
                     return held[0]
-        held = spans_of(source)
-        if held is None:
+        stored = spans_of(source)
+        if stored is None:
             text = text_of(source)
-            held = [(s, e) for s, e in split_sentences(text)] if text else []
-        return next(((s, e) for s, e in held if s <= start and end <= e), None)
+            stored = [(s, e) for s, e in split_sentences(text)] if text else []
+        return next(((s, e) for s, e in stored if s <= start and end <= e), None)
 
     return find
 
