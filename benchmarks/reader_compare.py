@@ -42,7 +42,9 @@ for line in sys.stdin:
 
 
 def env_for(src: Path | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    # As a user runs it: no RAG_* overrides, and bytecode cached (a shell with
+    # PYTHONDONTWRITEBYTECODE=1 would compile every module of the package on every cold start).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") and k != "PYTHONDONTWRITEBYTECODE"}
     env |= {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "ANONYMIZED_TELEMETRY": "False"}
     if src is not None:
         env["PYTHONPATH"] = str(src)
