@@ -214,7 +214,7 @@ class BM25Chunks:
         from rag.ingest.pipeline import discover
         from rag.ingest.readers import read_document
 
-        files, _ = discover([corpus])
+        files, _, _ = discover([corpus], corpus)
         chunks = []
         for f in files:
             doc = read_document(f.path, f.source)
