@@ -97,24 +97,39 @@ def fit_section() -> list[str]:
     return lines + [""]
 
 
+SYSTEM_LABELS = {"rag-cite": "rag-cite (reader, the default)", "rag-cite-features": "rag-cite (extractive features)"}
+
+
+def comparison_run() -> tuple[str, dict[str, Any]]:
+    """The newest run of ``benchmarks/run.py`` that compared the systems: the full one
+    (``latest.json``) or a later quick one (``quick.json``, every 20th SQuAD question)."""
+    runs = [(stem, _load(RESULTS / f"{stem}.json")) for stem in ("latest", "quick") if (RESULTS / f"{stem}.json").exists()]
+    return max(runs, key=lambda run: run[1]["started"])
+
+
 def benchmark_section() -> list[str]:
-    r = _load(RESULTS / "latest.json")
+    stem, r = comparison_run()
     m = r["machine"]
+    squad = r["datasets"]["squad"].get("description", "")
     lines = [
         "## Against naive LlamaIndex and BM25 (`benchmarks/run.py`)",
         "",
-        f"Run {r['started']} on {m['cpu']} ({m['cores']} cores), load average {r['load']['start']:.2f} at the "
-        "start; full tables, growth and cold start in [benchmarks/results/latest.md](../benchmarks/results/latest.md).",
+        f"Run {r['started']} (`{r.get('command', 'benchmarks/run.py')}`) on {m['cpu']} ({m['cores']} cores), load "
+        f"average {r['load']['start']:.2f} at the start; SQuAD: {squad} Full tables in "
+        f"[benchmarks/results/{stem}.md](../benchmarks/results/{stem}.md).",
         "",
         "| dataset | system | gold answer in cited text | evidence hit rate | chars cited per answer | unanswerable refused |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for dataset, d in r["datasets"].items():
+        # Runs before the reader had one rag-cite system (the extractive answerer): plain names.
+        labels = SYSTEM_LABELS if "rag-cite-features" in d["systems"] else {}
         for name, s in d["systems"].items():
             q = s["quality"]
-            refused = _pct(q["refusal_accuracy"]) if name == "rag-cite" and q.get("refusal_accuracy") is not None else "never"
-            lines.append(f"| {dataset} | {name} | {q['answer_in_cited']:.3f} | {q['evidence_hit_rate']:.3f} | "
-                         f"{q['cited_chars_mean']:,.0f} | {refused} |")
+            refuses = name.startswith("rag-cite") and q.get("refusal_accuracy") is not None
+            refused = _pct(q["refusal_accuracy"]) if refuses else "never"
+            lines.append(f"| {dataset} | {labels.get(name, name)} | {q['answer_in_cited']:.3f} | "
+                         f"{q['evidence_hit_rate']:.3f} | {q['cited_chars_mean']:,.0f} | {refused} |")
     return lines + [""]
 
 

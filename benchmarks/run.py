@@ -285,7 +285,7 @@ def main() -> None:
     r["datasets"]["squad"] = {
         "title": "SQuAD 2.0 slice (11 articles, converted by `rag squad`)",
         "description": f"Every {every}th of the {len(all_squad):,} questions: {len(squad_items)} asked "
-                       f"({sum(not i.unanswerable for i in squad_items)} answerable), the same for all three systems.",
+                       f"({sum(not i.unanswerable for i in squad_items)} answerable), the same for every system.",
         **measure_dataset("squad", squad_corpus, squad_items, args.work, calm),
     }
 
