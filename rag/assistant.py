@@ -329,7 +329,7 @@ class Assistant:
         info = self.index.catalog.document_by_source(source)
         if info is None:
             return None
-        return [(r.start, r.end) for r in self.index.catalog.sentences(info.id, 0, 2**31 - 1)]
+        return list(self.index.catalog.sentence_spans(info.id))
 
     # -- the index --------------------------------------------------------------------------
     def ingest(

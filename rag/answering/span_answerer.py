@@ -269,7 +269,7 @@ class ReaderAnswerer:
             return Draft(NO_PASSAGES_TEXT, None, [], True, 0.0, answerer=self.name)
         s = self.settings
         scored: list[ScoredSentence] | None = None
-        if query_vector is not None and (s.reader_read == "sentences" or s.reader_cite_best_sentence):
+        if query_vector is not None and s.reader_read == "sentences":
             scored = self.sentences.score_sentences(question, hits, query_vector)
         proposals = self.propose(question, hits, scored)
         required = requirement(question) if s.reader_kind_check else None
@@ -280,7 +280,9 @@ class ReaderAnswerer:
             return Draft(REFUSAL_TEXT, None, [], True, choice.confidence, answerer=self.name, details=details)
         citations = [Citation(id=i, source=hit.source, start=a, end=b, quote=document_slice(hit, a, b))
                      for i, (a, b, hit) in enumerate(choice.cited, 1)]
-        if s.reader_cite_best_sentence and scored:
+        if s.reader_cite_best_sentence and query_vector is not None:
+            # Scored only for an answer (a refusal cites nothing), once.
+            scored = scored or self.sentences.score_sentences(question, hits, query_vector)
             citations += self._best_sentence(scored, citations)
         assert choice.short is not None
         start, end, short = choice.short
