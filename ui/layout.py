@@ -176,7 +176,8 @@ def build_layout(app: Handlers, settings: Settings) -> gr.Blocks:
         )
         results.change(app.corpus_outputs, None, [documents, summary, sources], api_visibility="private",
                        show_progress="hidden")
-        blocks.load(app.corpus_outputs, None, [documents, summary, sources], api_visibility="private")
+        blocks.load(app.corpus_outputs, None, [documents, summary, sources], api_visibility="private",
+                    show_progress="hidden")  # the table as served stays readable while it is refreshed
         blocks.load(app.restore, [conversation, pending], [chatbot, conversation, question, pending, status],
                     api_visibility="private", show_progress="hidden")
         gr.api(app.api_ask, api_name="ask")
