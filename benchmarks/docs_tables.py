@@ -172,6 +172,40 @@ def embedding_section() -> list[str]:
     return lines + [""]
 
 
+def _host(record: dict[str, Any]) -> str:
+    return (f"{record['cpu']}, {record['cores']} cores, {' '.join(record['flags'])}, "
+            f"1-core fp32 GEMM {record['gemm_gflops_1core']} GFLOPS")
+
+
+def reader_speed_section() -> list[str]:
+    """This code against the version before it, in one run (``benchmarks/reader_compare.py``)."""
+    path = RESULTS / "reader_compare.json"
+    if not path.exists():
+        return []
+    r = _load(path)
+    b, a, ratio = r["before"], r["after"], r["ratio_after_over_before"]
+    return [
+        "## Answer speed against the code before (`benchmarks/reader_compare.py`)",
+        "",
+        f"One run on {_host(r['host'])} (`benchmarks/host.py`). The SQuAD slice's 11 articles in one index per "
+        f"version; {r['questions']} questions of its held-out half, each asked of both versions in turn "
+        "(alternating which goes first) in two warm processes; cold: new `rag ask` processes for one question, "
+        f"alternating, median. Before: the code at {r['before_source']}. Timings on another host differ (an "
+        "AVX2-only host without VNNI reads 4-6x slower); compare the ratios.",
+        "",
+        "| | warm ask p50 ms | warm ask p95 ms | cold `rag ask` s | refused |",
+        "|---|---:|---:|---:|---:|",
+        f"| before | {b['p50_ms']:.1f} | {b['p95_ms']:.1f} | {b['cold_s']:.2f} | {b['refused']} |",
+        f"| this code | {a['p50_ms']:.1f} | {a['p95_ms']:.1f} | {a['cold_s']:.2f} | {a['refused']} |",
+        f"| ratio | {ratio['warm_p50']:.2f} | {ratio['warm_p95']:.2f} | {ratio['cold']:.2f} | |",
+        "",
+        "The eval baselines' latencies above and the comparison run at the end were measured on this host too, "
+        "on 2026-12-02. The embedding runtimes, the older cold `rag ask` and the growth run below were measured "
+        "before hosts were recorded (no GEMM figure): compare them only with each other.",
+        "",
+    ]
+
+
 def render() -> str:
     head = [
         "# Measurements",
@@ -181,7 +215,7 @@ def render() -> str:
         "how the system is built: [how-it-works.md](how-it-works.md).",
         "",
     ]
-    sections = eval_section() + fit_section() + embedding_section() + benchmark_section()
+    sections = eval_section() + reader_speed_section() + fit_section() + embedding_section() + benchmark_section()
     return "\n".join(head + sections).rstrip() + "\n"
 
 

@@ -1,6 +1,6 @@
 """Speed of this code against another version of it, in one run on one host: warm ask and cold rag ask.
 
-    git archive 59f79a9 | tar -x -C /tmp/before           # the code to compare against
+    git archive 59f79a9 | tar -x -C /tmp/before           # the code to compare against (--label 59f79a9)
     .venv/bin/python benchmarks/reader_compare.py --before /tmp/before --corpus build/squad/corpus \\
         --gold build/reader_dev/heldout/gold.jsonl --questions 300 --cold 7
 
@@ -90,6 +90,7 @@ def summary(times: list[float]) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--before", type=Path, required=True, help="a source tree of the code to compare against")
+    ap.add_argument("--label", default="", help="what --before is, for the report (e.g. a commit)")
     ap.add_argument("--corpus", type=Path, required=True)
     ap.add_argument("--gold", type=Path, required=True, help="a gold .jsonl whose questions are asked")
     ap.add_argument("--questions", type=int, default=300)
@@ -127,7 +128,7 @@ def main() -> None:
             cold[name].append(time.perf_counter() - t)
             if done.returncode != 0:
                 raise SystemExit(f"cold rag ask ({name}) failed: {done.stderr[-400:]}")
-    result = {"host": record, "questions": len(questions), "before": str(args.before)}
+    result = {"host": record, "questions": len(questions), "before_source": args.label or str(args.before)}
     for name in sides:
         result[name] = summary(warm[name]) | {"refused": refused[name], "cold_s": round(statistics.median(cold[name]), 3)}
     b, a = result["before"], result["after"]
