@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "training"))
 
 from rag.answering.passages import document_slice  # noqa: E402
-from rag.answering.span_answerer import Choice, ReaderAnswerer, choose, confidence, kinds_in  # noqa: E402
+from rag.answering.span_answerer import Choice, ReaderAnswerer, choose, confidence, first_indices, kinds_in  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.domain import EMPTY_STATS  # noqa: E402
@@ -119,17 +119,6 @@ WHOLE = True
 FIRST, STOP = 5, 1.0  # the cascade replayed: read FIRST passages, the rest only under STOP
 
 
-def _first_read(chunk_ids: list[str], first: int) -> set[str]:
-    """The chunks the cascade reads first (``span_answerer.first_read``: the best chunk of as many
-    documents as there are, then the next best); chunk ids are ``doc:index``."""
-    chosen: list[str] = []
-    for c in chunk_ids:
-        if len(chosen) < first and all(c.rsplit(":", 1)[0] != d.rsplit(":", 1)[0] for d in chosen):
-            chosen.append(c)
-    chosen += [c for c in chunk_ids if c not in chosen][: max(0, first - len(chosen))]
-    return set(chosen)
-
-
 def replay(row: dict, threshold: float, a: float, b: float, kind: bool, ratio: float, max_chars: int) -> Choice:
     """The answer policy over a row's saved proposals, as ``ReaderAnswerer`` would decide with
     these settings. Passages are read alone, so reading fewer of them is replayed exactly by
@@ -138,8 +127,11 @@ def replay(row: dict, threshold: float, a: float, b: float, kind: bool, ratio: f
              for p in row["proposals"] if row["ranks"][p.hit.chunk.id] < PASSAGES]
     props.sort(key=lambda p: -p.confidence)
     required = row["required"] if kind else None
-    first_ids = _first_read([h[0] for h in row["hits"][:PASSAGES]], FIRST) if "hits" in row else \
-        {c for c, rank in row["ranks"].items() if rank < FIRST}
+    if "hits" in row:  # chunk ids are doc:index
+        ids = [h[0] for h in row["hits"][:PASSAGES]]
+        first_ids = {ids[i] for i in first_indices([c.rsplit(":", 1)[0] for c in ids], FIRST)}
+    else:
+        first_ids = {c for c, rank in row["ranks"].items() if rank < FIRST}
     early = [p for p in props if p.hit.chunk.id in first_ids]
     lead = next((p for p in early if required is None or holds(required, kinds_in(p))), None)
     row["windows"] = min(FIRST, PASSAGES)

@@ -36,15 +36,18 @@ class Passage:
             raise ValueError(f"passage span {self.start}:{self.end} does not match its text of {len(self.text)} characters")
 
 
+def document_view(hit: Hit) -> tuple[str, int]:
+    """The text a hit's document offsets index into, and the offset of its first character: the
+    document's text, or its chunk's when the hit carries none (hits made by hand)."""
+    return (hit.document_text, 0) if hit.document_text else (hit.chunk.text, hit.chunk.start)
+
+
 def document_slice(hit: Hit, start: int, end: int) -> str:
-    """``document[start:end]`` from the hit: its document text, or its chunk's when the hit
-    carries none (hits made by hand); absolute offsets either way."""
-    if hit.document_text:
-        return hit.document_text[start:end]
-    c = hit.chunk
-    if not c.start <= start <= end <= c.end:
-        raise ValueError(f"span {start}:{end} lies outside chunk {c.start}:{c.end} and the hit has no document text")
-    return c.text[start - c.start : end - c.start]
+    """``document[start:end]`` from the hit (``document_view``); absolute offsets either way."""
+    text, base = document_view(hit)
+    if not base <= start <= end <= base + len(text):
+        raise ValueError(f"span {start}:{end} lies outside the text the hit holds ({base}:{base + len(text)})")
+    return text[start - base : end - base]
 
 
 def chunk_passages(hits: Sequence[Hit], limit: int) -> list[Passage]:

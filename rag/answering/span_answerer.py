@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,12 +22,12 @@ import numpy as np
 
 from rag.answering.draft import NO_PASSAGES_TEXT, REFUSAL_TEXT, Draft, ScoredSentence
 from rag.answering.extractive import ExtractiveAnswerer
-from rag.answering.passages import Passage, chunk_passages, document_slice, focused_passages
+from rag.answering.passages import Passage, chunk_passages, document_slice, document_view, focused_passages
 from rag.answering.reader import Span, SpanReader
 from rag.config import AnswerSettings
 from rag.domain import Hit
 from rag.records import Citation
-from rag.text.answer_kinds import AType, candidates, holds, requirement
+from rag.text.answer_kinds import AType, Candidate, candidates, holds, requirement
 from rag.text.normalize import normalize_answer
 from rag.text.qualifiers import with_qualifiers
 
@@ -164,14 +165,9 @@ def _quote(p: Proposal) -> str:
     return document_slice(p.hit, p.sentence_start, p.sentence_end)
 
 
-def _text_of(hit: Hit) -> tuple[str, int]:
-    """The text a hit's offsets index into and the document offset of its first character."""
-    return (hit.document_text, 0) if hit.document_text else (hit.chunk.text, hit.chunk.start)
-
-
-def kinds_in(p: Proposal) -> list:
+def kinds_in(p: Proposal) -> list[Candidate]:
     """The typed candidates (numbers, dates, names...) inside a proposal's span, document offsets."""
-    text, base = _text_of(p.hit)
+    text, base = document_view(p.hit)
     return [replace(c, start=c.start + base, end=c.end + base) for c in candidates(text, p.start - base, p.end - base)]
 
 
@@ -182,9 +178,9 @@ VALUE_KINDS = frozenset({AType.PERCENT, AType.MONEY, AType.NUMBER, AType.DATE, A
 def qualified(lead: Proposal, short: tuple[int, int, str]) -> tuple[int, int, str]:
     """The short answer with what qualifies its value ("over 400", "the late 1960s", "1759-60";
     ``rag.text.qualifiers``), within the lead's sentence."""
-    text, base = _text_of(lead.hit)
+    text, base = document_view(lead.hit)
     a, b = with_qualifiers(text, short[0] - base, short[1] - base, lead.sentence_start - base, lead.sentence_end - base)
-    return (short[0], short[1], short[2]) if (a, b) == (short[0] - base, short[1] - base) else (a + base, b + base, text[a:b])
+    return short if (a + base, b + base) == short[:2] else (a + base, b + base, text[a:b])
 
 
 def narrowed(lead: Proposal, required: frozenset[AType] | None) -> tuple[int, int, str]:
@@ -292,17 +288,23 @@ class ReaderAnswerer:
         return Draft(text, short, citations, False, choice.confidence, answerer=self.name, details=details)
 
 
-def first_read(passages: list[Passage], first: int) -> tuple[list[Passage], list[Passage]]:
-    """The cascade's first ``first`` passages and the rest, each in rank order. The first are the
-    best passage of as many different documents as there are (then the next best): two chunks of
-    one document would leave another document's different answer unread (a disagreement unseen)."""
+def first_indices(docs: Sequence[str], first: int) -> list[int]:
+    """Which of passages from documents ``docs`` (best first) the cascade reads first, in rank
+    order: the best passage of as many different documents as there are, then the next best. Two
+    chunks of one document would leave another document's different answer unread (a
+    disagreement unseen)."""
     chosen: list[int] = []
-    for i, p in enumerate(passages):
-        if len(chosen) < first and all(p.hit.chunk.doc_id != passages[j].hit.chunk.doc_id for j in chosen):
+    for i, doc in enumerate(docs):
+        if len(chosen) < first and doc not in {docs[j] for j in chosen}:
             chosen.append(i)
-    chosen += [i for i in range(len(passages)) if i not in chosen][: max(0, first - len(chosen))]
-    keep = sorted(chosen)
-    return [passages[i] for i in keep], [p for i, p in enumerate(passages) if i not in keep]
+    chosen += [i for i in range(len(docs)) if i not in chosen][: max(0, first - len(chosen))]
+    return sorted(chosen)
+
+
+def first_read(passages: list[Passage], first: int) -> tuple[list[Passage], list[Passage]]:
+    """The cascade's first passages (``first_indices``) and the rest, each in rank order."""
+    keep = set(first_indices([p.hit.chunk.doc_id for p in passages], first))
+    return [p for i, p in enumerate(passages) if i in keep], [p for i, p in enumerate(passages) if i not in keep]
 
 
 def place(passage: Passage, span: Span) -> Proposal | None:
