@@ -5,7 +5,7 @@ answered at all?) of rag/answering/extractive.py.
 
     .venv/bin/python benchmarks/fit_answerer.py      # ~4 min on 2 cores; caches to /tmp
 
-1. Writes ../shared/data/squad2-dev as one text file per article, ingests them into one index
+1. Writes the public SQuAD 2.0 dev slice as one text file per article, ingests them into one index
    (``/tmp/rag-squad-index``; the per-question features are cached in ``/tmp/rag-fit-cache.pkl``,
    so refits after the first run take seconds: delete the cache after changing a feature).
 2. For every question, retrieves the top 10 passages exactly as ``rag ask`` does and computes the

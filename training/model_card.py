@@ -55,8 +55,9 @@ def main() -> None:
             ap.error(f"{args.model_dir / 'reader.json'} has no refusal_threshold; pass --threshold")
         args.threshold = float(meta["refusal_threshold"])
     rows = [json.loads(line) for line in args.curve.read_text().splitlines() if line.strip()]
-    command = (f".venv/bin/python training/train_reader.py ../shared/data/squad1.1-train/train-v1.1.json.gz "
-               f"--slice ../shared/data/squad2-dev/squad2-dev-public.json --examples {train['examples']} "
+    # The data paths as placeholders (docs/reader.md): where a user keeps SQuAD is theirs.
+    command = (f".venv/bin/python training/train_reader.py SQUAD11_TRAIN_JSON_GZ "
+               f"--slice SQUAD2_DEV_JSON --examples {train['examples']} "
                f"--seed {train['seed']} --max-len {train['max_len']} --batch {train['batch']} --lr {train['lr']}"
                + (f" --epochs {train['epochs']}" if train.get("epochs", 1) > 1 else "")
                + (f" --device {train['device']}" if train.get("device", "cpu") != "cpu" else ""))

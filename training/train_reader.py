@@ -2,8 +2,10 @@
 
 One command, data path as an argument, seeded, with a learning curve, checkpoints and resume::
 
-    .venv/bin/python training/train_reader.py ../shared/data/squad1.1-train/train-v1.1.json.gz \\
-        --slice ../shared/data/squad2-dev/squad2-dev-public.json --examples 60000
+    .venv/bin/python training/train_reader.py SQUAD11_TRAIN_JSON_GZ \\
+        --slice SQUAD2_DEV_JSON --examples 60000
+
+(SQuAD 1.1's ``train-v1.1.json.gz`` and the public SQuAD 2.0 dev slice, wherever you keep them.)
 
 then export the int8 ONNX artifact that ships in ``rag/answering/reader_model/``::
 
