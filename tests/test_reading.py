@@ -141,3 +141,19 @@ def test_the_cascade_reads_first_the_best_passage_of_different_documents() -> No
     assert [p.start for p in later] == [passages[1].start, passages[3].start]  # the rest, in rank order
     one_document = chunk_passages(hits, 4)
     assert first_read(one_document, 2)[0] == one_document[:2]  # one document: its two best chunks
+
+
+def test_reading_sentences_reads_fewer_characters_and_still_cites_exactly() -> None:
+    hits = [_hit(0, 2, 1.0), _hit(3, 5, 0.5)]
+    vector = np.zeros(3, np.float32)
+    chunks = CountingReader({"1972": (6.0, 0.99)})
+    focused = CountingReader({"1972": (6.0, 0.99)})
+    question = "When did the harbour reopen?"
+    whole = ReaderAnswerer(AnswerSettings(reader_stop_confidence=1.0), reader=chunks).answer(question, hits, vector)  # type: ignore[arg-type]
+    settings = AnswerSettings(reader_read="sentences", reader_focus_sentences=2, reader_focus_context=0, reader_stop_confidence=1.0)
+    cut = ReaderAnswerer(settings, reader=focused).answer(question, hits, vector)  # type: ignore[arg-type]
+    assert sum(map(len, focused.read_passages)) < sum(map(len, chunks.read_passages))
+    assert set(focused.read_passages) <= {DOC[s:e] for s, e in SENTENCES}  # whole sentences, nothing else
+    for draft in (whole, cut):
+        assert not draft.refused and draft.short_answer == "1972"
+        assert all(DOC[c.start : c.end] == c.quote for c in draft.citations)
