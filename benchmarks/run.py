@@ -163,7 +163,7 @@ def evaluate_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{ratio:.2f}× ({raw['chunks']:,} chunks: ingest {raw['ingest_s']:.2f} s, raw encode {raw['raw_chunk_encode_s']:.2f} s)",
                 ratio >= 0.9)
     growth = (r.get("growth") or {}).get("steps", [])
-    for backend in ("embedded", "server"):
+    for backend in ("embedded", "server", "servers"):
         steps = [s for s in growth if s["backend"] == backend]
         if len(steps) >= 2 and steps[-1]["target"] >= 100_000:
             first, last = steps[0], steps[-1]
@@ -246,6 +246,9 @@ def main() -> None:
     parser.add_argument("--squad-every", type=int, default=None, help="ask every Nth SQuAD question [4; quick 20]")
     parser.add_argument("--growth-questions", type=int, default=None, help="questions per growth step [200; quick 50]")
     parser.add_argument("--profile", action="store_true", help="profile even when every target is met")
+    parser.add_argument("--growth-backends", default="embedded,server",
+                        help="growth: comma-separated backends, the first one encodes: embedded, server "
+                             "(SQLite + chroma run), servers (PostgreSQL + chroma run) [embedded,server]")
     parser.add_argument("--server-reencode", action="store_true",
                         help="growth: encode again for the Chroma server instead of reusing the embedded run's vectors")
     parser.add_argument("--calm", type=float, default=None, metavar="LOAD",
@@ -304,7 +307,7 @@ def main() -> None:
         sizes = [s for s in DEFAULT_SIZES if s <= max_chunks] or [max_chunks]
         growth_questions = args.work / "growth-questions.jsonl"
         quality.write_questions([i.model_copy(update={"history": []}) for i in squad_items[:n_growth]], growth_questions)
-        r["growth"] = run_growth(args.work, sizes, growth_questions, ["embedded", "server"], log, calm=calm,
+        r["growth"] = run_growth(args.work, sizes, growth_questions, args.growth_backends.split(","), log, calm=calm,
                                  reencode=args.server_reencode)
 
     r["targets"] = evaluate_targets(r)

@@ -9,8 +9,8 @@
 carries the process's peak resident memory (``ru_maxrss``). ``query`` opens the stored index,
 answers the first question once (cold, timed from the process start the parent passes in
 ``BENCH_SPAWN_TIME``), then answers every question, timing each call (warm). ``grow`` adds files
-to an index of this project (embedded, or on the server ``--chroma-url`` names) and then runs the
-warm queries. ``--profile FILE`` writes a pyinstrument profile of the warm queries.
+to an index of this project (embedded, or on the server ``--chroma-url`` names, with the catalog
+in the PostgreSQL database ``--catalog-url`` names) and then runs the warm queries. ``--profile FILE`` writes a pyinstrument profile of the warm queries.
 """
 
 from __future__ import annotations
@@ -205,8 +205,12 @@ def main() -> None:
     for sp in (p, r, q, g):
         sp.add_argument("--out", type=Path, required=True)
         sp.add_argument("--chroma-url", default=None)
+        sp.add_argument("--catalog-url", default=None, help="postgresql://...: the catalog there (RAG_CATALOG_URL)")
         sp.add_argument("--profile", type=Path, default=None)
     args = parser.parse_args()
+    if args.catalog_url:
+        # Settings() reads it like a deployed instance would; the parent strips RAG_* (speed.child_env).
+        os.environ["RAG_CATALOG_URL"] = args.catalog_url
     commands = {"ingest": cmd_ingest, "raw-encode": cmd_raw_encode, "query": cmd_query, "grow": cmd_grow}
     result = commands[args.command](args)
     args.out.write_text(json.dumps(result), encoding="utf-8")
