@@ -6,7 +6,10 @@
 Sources: evals/baselines/{seed,squad}/metrics.json and run.json (``rag eval``),
 benchmarks/results/fit_answerer.json (``benchmarks/fit_answerer.py``) and
 benchmarks/results/latest.json (``benchmarks/run.py``, whose own tables are in latest.md),
-benchmarks/results/embed_variants.json, cold_ask.json and growth-embedded.json.
+benchmarks/results/embed_variants.json, cold_ask.json and growth-embedded.json; for the servers
+(docs/deploy.md) growth-servers.json (``benchmarks/growth.py --backends embedded,servers``) and
+cluster_load.json (``benchmarks/cluster_load.py --out``), each said to be not measured yet while
+it is missing.
 """
 
 from __future__ import annotations
@@ -206,6 +209,85 @@ def reader_speed_section() -> list[str]:
     ]
 
 
+GROWTH_COMMAND = ".venv/bin/python benchmarks/growth.py --backends embedded,servers --out benchmarks/results/growth-servers.json"
+LOAD_COMMANDS = (
+    "`bash scripts/cluster.sh 2` (instances on 127.0.0.1:7860 and :7861), then "
+    "`.venv/bin/python benchmarks/cluster_load.py --urls http://127.0.0.1:7860 --out benchmarks/results/cluster_load.json` "
+    "and the same with `--urls http://127.0.0.1:7860 http://127.0.0.1:7861`"
+)
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{b / a:.2f}" if a and b is not None else "–"
+
+
+def servers_growth_lines() -> list[str]:
+    """Growth on PostgreSQL + a Chroma server beside the embedded index, size by size."""
+    path = RESULTS / "growth-servers.json"
+    if not path.exists():
+        return [f"Growth on the servers: not measured yet (`{GROWTH_COMMAND}`, about 1k, 10k and 100k chunks)."]
+    r = _load(path)
+    by_size: dict[int, dict[str, dict[str, Any]]] = {}
+    for step in r["steps"]:
+        by_size.setdefault(step["target"], {})[step["backend"]] = step
+    host_line = _host(r["host"]) if "host" in r else "a host not recorded"
+    lines = [
+        f"Growth (`{r.get('command', 'benchmarks/growth.py')}`, {r.get('started', 'date not recorded')[:10]}) on {host_line}: "
+        "one index per backend grown from empty through each size, a fresh process a step, then the same SQuAD "
+        "questions asked warm. *servers*: the PostgreSQL catalog and a `chroma run` server, started by the "
+        "benchmark on the same host; it reuses the embedded run's vectors and adds that run's encoding time, so "
+        "the comparison is of the stores. Servers' memory: chroma's RSS plus PostgreSQL's PSS after the step.",
+        "",
+        "| chunks | ingest s from empty, embedded | servers | servers / embedded | warm p50 ms, embedded | servers | servers / embedded | "
+        "warm p95 ms, embedded | servers | servers' memory MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for _, steps in sorted(by_size.items()):
+        e, s = steps.get("embedded", {}), steps.get("servers", {})
+        chunks = (s or e)["chunks"]
+        ingest = (e.get("ingest_s_cumulative"), s.get("ingest_s_cumulative"))
+        p50, p95 = (e.get("p50_ms"), s.get("p50_ms")), (e.get("p95_ms"), s.get("p95_ms"))
+        lines.append(f"| {chunks:,} | {_num(ingest[0], 1)} | {_num(ingest[1], 1)} | {_ratio(*ingest)} | "
+                     f"{_num(p50[0], 1)} | {_num(p50[1], 1)} | {_ratio(*p50)} | {_num(p95[0], 1)} | "
+                     f"{_num(p95[1], 1)} | {_num(s.get('server_rss_mb'), 0)} |")
+    return lines
+
+
+def cluster_load_lines() -> list[str]:
+    """Throughput and latency of one and two app instances sharing one index."""
+    path = RESULTS / "cluster_load.json"
+    if not path.exists():
+        return [f"Load on the instances: not measured yet ({LOAD_COMMANDS})."]
+    r = _load(path)
+    runs = [run for _, run in sorted(r["runs"].items(), key=lambda kv: int(kv[0]))]
+    dates = sorted({run["started"][:10] for run in runs})
+    lines = [
+        f"Load ({LOAD_COMMANDS}; {', '.join(dates)}) on {_host(r['host'])}: the seed gold set's questions through "
+        "`/ask`, each asked alone, every answer compared with the first to the same question. The instances, "
+        "PostgreSQL and Chroma all ran on this one host, so a second instance shares its cores.",
+        "",
+        "| instances | clients | questions | questions/s | p50 ms | p95 ms | errors | questions answered differently |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        lines.append(f"| {run['instances']} | {run['clients']} | {run['questions']} | {run['throughput_qps']:.2f} | "
+                     f"{_num(run['p50_ms'], 0)} | {_num(run['p95_ms'], 0)} | {run['errors']} | "
+                     f"{run['disagreeing_questions']} |")
+    return lines
+
+
+def servers_section() -> list[str]:
+    """The index on servers (docs/deploy.md): growth against the embedded index, and load."""
+    return [
+        "## Many machines, one index (docs/deploy.md)",
+        "",
+        *servers_growth_lines(),
+        "",
+        *cluster_load_lines(),
+        "",
+    ]
+
+
 def render() -> str:
     head = [
         "# Measurements",
@@ -215,7 +297,8 @@ def render() -> str:
         "how the system is built: [how-it-works.md](how-it-works.md).",
         "",
     ]
-    sections = eval_section() + reader_speed_section() + fit_section() + embedding_section() + benchmark_section()
+    sections = (eval_section() + reader_speed_section() + fit_section() + embedding_section() + benchmark_section()
+                + servers_section())
     return "\n".join(head + sections).rstrip() + "\n"
 
 
