@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 _EMBEDDED_USERS: dict[str, int] = {}
 _EMBEDDED_LOCK = threading.Lock()
 OLD_LEXICAL_DIR = "bm25"  # schema 1 kept BM25 here; removed by the first writer of schema 2
+CORPUS_ROOT_META = "corpus_root"  # the catalog's record of the corpus root (rag.ingest.pipeline)
 
 
 def pipeline_fingerprint(settings: Settings, embedder: Embedder) -> str:
@@ -266,6 +267,21 @@ class Index:
                 yield
             finally:
                 self._store_generation = self.catalog.generation
+
+    @contextmanager
+    def keeping_corpus_root(self) -> Iterator[None]:
+        """Write (holding the writer lock, which an ingest inside takes again) and leave the
+        recorded corpus root as it was: an ingest from a temporary folder (an upload on servers,
+        ``ui.corpus``) names its documents from that folder, which must not become the root later
+        ingests name theirs from. An index with no root yet keeps the temporary one (a later
+        ``rag ingest`` without ``--root`` then says that it is gone)."""
+        with self.writing():
+            before = self.catalog.get_meta(CORPUS_ROOT_META)
+            try:
+                yield
+            finally:
+                if before is not None and self.catalog.get_meta(CORPUS_ROOT_META) != before:
+                    self.catalog.set_meta(CORPUS_ROOT_META, before)
 
     def repair(self) -> None:
         """Bring Chroma back in step with the catalog for documents an interrupted ingest touched.
