@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 # Importing rag sets the offline environment (rag/__init__.py) before any model or gradio loads.
 from rag.config import Settings
 from rag.index.embedding import OnnxEmbedder
+
+from .pg_helpers import fresh_database, server_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,3 +78,11 @@ def seed_copy(tmp_path: Path, seed_index_dir: Path) -> Path:
     dest = tmp_path / "seed-copy"
     shutil.copytree(seed_index_dir, dest)
     return dest
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A new, empty database on the test PostgreSQL server (tests/pg_helpers.py), dropped after
+    the test; the test skips without ``RAG_TEST_PG_URL``."""
+    with fresh_database(server_url()) as url:
+        yield url

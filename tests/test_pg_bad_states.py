@@ -8,7 +8,6 @@ another scheme. Each ``rag`` command runs as a subprocess in an empty folder tha
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from .conftest import ROOT
 from .pg_helpers import (
     admin,
     chroma_url,
-    fresh_database,
     server_url,
     with_credentials,
     with_database,
@@ -27,12 +25,6 @@ from .pg_helpers import (
 from .test_pg_servers import assert_one_line_error, free_port, rag, servers, tables
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(300)]
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with fresh_database(server_url()) as url:
-        yield url
 
 
 def test_an_unreachable_server_is_one_line(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from rag.query import Filters
 from rag.text.tokens import tokenize
 
 from .conftest import ROOT, make_settings
-from .pg_helpers import admin, fresh_database, server_url
+from .pg_helpers import admin
 from .stress_worker import TinyEmbedder
 from .test_query import DOCS, FILTERS
 
@@ -52,12 +52,6 @@ with PgWriterLock(sys.argv[1], "fail").hold():
     print("held", flush=True)
     time.sleep(60)
 """
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with fresh_database(server_url()) as url:
-        yield url
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,20 +20,10 @@ from rag.config import Settings
 from rag.index.catalog_pg import PgCatalog
 
 from .conftest import ROOT, SEED_SOURCE
-from .pg_helpers import (
-    chroma_url,
-    fresh_database,
-    server_url,
-)
+from .pg_helpers import chroma_url
 from .stress_worker import TinyEmbedder
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(300)]
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with fresh_database(server_url()) as url:
-        yield url
 
 
 def rag(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

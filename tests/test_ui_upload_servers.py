@@ -7,7 +7,6 @@ that verifies against the catalog's text, on this instance and on another.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,15 +16,9 @@ from rag.config import Settings
 from ui.app import ChatApp
 from ui.corpus import upload_folder
 
-from .pg_helpers import chroma_url, fresh_database, server_url
+from .pg_helpers import chroma_url
 
 QUESTION = "How many passengers does the Orvik ferry carry?"
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with fresh_database(server_url()) as url:
-        yield url
 
 
 def verified(assistant: Assistant, question: str) -> list[str]:
