@@ -203,7 +203,7 @@ def reader_speed_section() -> list[str]:
         f"| ratio | {ratio['warm_p50']:.2f} | {ratio['warm_p95']:.2f} | {ratio['cold']:.2f} | |",
         "",
         "The eval baselines' latencies above and the comparison run at the end were measured on this host too, "
-        "on 2026-12-02. The embedding runtimes, the older cold `rag ask` and the growth run below were measured "
+        "on 2026-12-02. The embedding runtimes, the older cold `rag ask` and the embedded-only growth run below were measured "
         "before hosts were recorded (no GEMM figure): compare them only with each other.",
         "",
     ]
