@@ -79,3 +79,18 @@ def test_the_shipped_weights_read_back_reproduce_the_int8_model() -> None:
     fresh = build_model(backbone)  # the span head untrained: the check must be able to fail
     with pytest.raises(SystemExit):
         check_against_onnx(fresh, AutoTokenizer.from_pretrained(backbone), SHIPPED)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 17, 100])
+def test_the_learning_rate_warms_up_then_decays_to_zero_for_any_length(steps: int) -> None:
+    from train_reader import optimiser
+
+    model = torch.nn.Linear(2, 1)
+    _, opt, sched = optimiser(model, 1e-3, steps)  # type: ignore[arg-type]
+    rates = []
+    for _ in range(steps):
+        rates.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    assert all(0 < r <= 1e-3 for r in rates)  # one step trains too: no division by zero
+    assert sched.get_last_lr()[0] == 0.0
