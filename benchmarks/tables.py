@@ -93,6 +93,10 @@ def cold_table(cold: dict[str, Any]) -> list[str]:
     return lines
 
 
+BACKEND_LABELS = {"embedded": "embedded Chroma", "server": "`chroma run` server",
+                  "servers": "PostgreSQL catalog + `chroma run`"}
+
+
 def growth_table(growth: dict[str, Any]) -> list[str]:
     lines = [
         _row(["store", "chunks", "step: new chunks", "step ingest s", "of which encoding s", "step chunks/s",
@@ -101,7 +105,7 @@ def growth_table(growth: dict[str, Any]) -> list[str]:
     ]
     for st in growth["steps"]:
         lines.append(_row([
-            "embedded Chroma" if st["backend"] == "embedded" else "`chroma run` server", _f(st["chunks"]),
+            BACKEND_LABELS.get(st["backend"], st["backend"]), _f(st["chunks"]),
             _f(st["step_chunks"]), _f(st["step_ingest_s"], 1),
             ("reused" if st.get("vectors_reused") else _f(st.get("encode_s"), 1)),
             _f(st["step_chunks_per_s"]), _f(st["ingest_s_cumulative"], 1),
@@ -228,11 +232,12 @@ def plots(r: dict[str, Any], folder: Path, stem: str = "latest") -> list[Path]:
     written.append(path)
     if r.get("growth"):
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
-        for backend, label in (("embedded", "embedded Chroma"), ("server", "chroma run server")):
+        for backend, label in BACKEND_LABELS.items():
             steps = [s for s in r["growth"]["steps"] if s["backend"] == backend]
             if not steps:
                 continue
             xs = [s["chunks"] for s in steps]
+            label = label.replace("`", "")
             a1.plot(xs, [s["p50_ms"] for s in steps], "o-", label=f"{label} p50")
             a1.plot(xs, [s["p95_ms"] for s in steps], "o--", label=f"{label} p95")
             a2.plot(xs, [s["ingest_s_cumulative"] for s in steps], "o-", label=label)
