@@ -206,6 +206,22 @@ def reader_speed_section() -> list[str]:
         "on 2026-12-02. The embedding runtimes, the older cold `rag ask` and the embedded-only growth run below were measured "
         "before hosts were recorded (no GEMM figure): compare them only with each other.",
         "",
+    ] + [line for other in sorted(RESULTS.glob("reader_compare-*.json")) for line in _other_host_speed(_load(other))]
+
+
+def _other_host_speed(r: dict[str, Any]) -> list[str]:
+    """The same comparison run again on another host (``reader_compare.py --out reader_compare-HOST.json``)."""
+    b, a, ratio = r["before"], r["after"], r["ratio_after_over_before"]
+    return [
+        f"The same comparison on {_host(r['host'])}, {r.get('date', 'undated')}, {r['questions']} questions, "
+        f"before: {r['before_source']}:",
+        "",
+        "| | warm ask p50 ms | warm ask p95 ms | cold `rag ask` s | refused |",
+        "|---|---:|---:|---:|---:|",
+        f"| before | {b['p50_ms']:.1f} | {b['p95_ms']:.1f} | {b['cold_s']:.2f} | {b['refused']} |",
+        f"| this code | {a['p50_ms']:.1f} | {a['p95_ms']:.1f} | {a['cold_s']:.2f} | {a['refused']} |",
+        f"| ratio | {ratio['warm_p50']:.2f} | {ratio['warm_p95']:.2f} | {ratio['cold']:.2f} | |",
+        "",
     ]
 
 

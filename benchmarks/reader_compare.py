@@ -128,7 +128,8 @@ def main() -> None:
             cold[name].append(time.perf_counter() - t)
             if done.returncode != 0:
                 raise SystemExit(f"cold rag ask ({name}) failed: {done.stderr[-400:]}")
-    result = {"host": record, "questions": len(questions), "before_source": args.label or str(args.before)}
+    result = {"host": record, "date": time.strftime("%Y-%m-%d"), "questions": len(questions),
+              "before_source": args.label or str(args.before)}
     for name in sides:
         result[name] = summary(warm[name]) | {"refused": refused[name], "cold_s": round(statistics.median(cold[name]), 3)}
     b, a = result["before"], result["after"]
