@@ -67,8 +67,10 @@ def settle(calm: Calm | None) -> float:
 
 
 def child_env() -> dict[str, str]:
-    """The environment for measured processes: offline, no telemetry, no RAG_* overrides."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    """The environment for measured processes: offline, no telemetry, no RAG_* overrides, byte code cached."""
+    # Not PYTHONDONTWRITEBYTECODE either (some shells here set it): every cold start would then
+    # compile the whole package again, which no installed copy does (reader_compare.py drops it too).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(OFFLINE_ENVIRONMENT, TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
     return env
 
