@@ -35,7 +35,7 @@ from rag.evals.run import corpus_texts  # noqa: E402
 from rag.index.embedding import OnnxEmbedder, default_model_path  # noqa: E402
 from rag.text.sentences import split_sentences  # noqa: E402
 
-SQUAD_JSON = ROOT.parent / "shared" / "data" / "squad2-dev" / "squad2-dev-public.json"
+SQUAD_JSON = ROOT / "evals" / "data" / "squad2-dev" / "squad2-dev-public.json"
 
 
 class TorchEmbedder:

@@ -52,7 +52,7 @@ from rag.text.answer_kinds import expected_type, holds, requirement  # noqa: E40
 
 FITTED_BY = "benchmarks/fit_answerer.py (SQuAD 2.0 public slice, article-grouped CV, refit on all articles)"
 
-SQUAD = ROOT.parent / "shared" / "data" / "squad2-dev" / "squad2-dev-public.json"
+SQUAD = ROOT / "evals" / "data" / "squad2-dev" / "squad2-dev-public.json"
 
 
 def write_articles(folder: Path) -> list[dict]:

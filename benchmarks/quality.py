@@ -26,7 +26,7 @@ from rag.evals.gold import GoldItem, load_gold, locate_evidence
 from rag.evals.metrics import aggregate, contains_answer, percentile, record_retrieved, score_item
 from rag.evals.run import corpus_texts
 
-SQUAD_JSON = ROOT.parent / "shared" / "data" / "squad2-dev" / "squad2-dev-public.json"
+SQUAD_JSON = ROOT / "evals" / "data" / "squad2-dev" / "squad2-dev-public.json"
 SEED_GOLD = ROOT / "evals" / "gold" / "seed.jsonl"
 SEED_CORPUS = ROOT / "corpus"
 

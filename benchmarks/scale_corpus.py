@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from rag.ingest.chunking import chunk_document
 
-SQUAD = ROOT.parent / "shared" / "data" / "squad2-dev" / "squad2-dev-public.json"
+SQUAD = ROOT / "evals" / "data" / "squad2-dev" / "squad2-dev-public.json"
 MANIFEST = "manifest.json"
 _TOKEN = re.compile(r"[A-Za-z]+|\d+")
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+$")

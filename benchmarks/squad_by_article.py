@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from rag.evals.metrics import f1_score, normalize_answer  # noqa: E402
 
-sl = json.load(open(str(ROOT.parent / "shared/data/squad2-dev/squad2-dev-public.json")))["data"]
+sl = json.load(open(str(ROOT / "evals/data/squad2-dev/squad2-dev-public.json")))["data"]
 titles = sorted(a["title"] for a in sl)
 held = set(titles[1::2])
 art = {qa["id"]: a["title"] for a in sl for p in a["paragraphs"] for qa in p["qas"]}

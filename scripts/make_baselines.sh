@@ -5,7 +5,7 @@
 #   scripts/make_baselines.sh seed     # the seed gold set only (~1 minute)
 #   scripts/make_baselines.sh squad    # the SQuAD 2.0 public slice only (3,896 questions)
 #
-# SQUAD_JSON overrides where the SQuAD file is (default: ../shared/data/squad2-dev/...).
+# SQUAD_JSON overrides where the SQuAD file is (default: evals/data/squad2-dev/squad2-dev-public.json).
 # Review the diff of evals/baselines/*/metrics.json and report.md before committing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ while IFS= read -r var; do unset "$var"; done < <(env | sed -n 's/^\(RAG_[A-Za-z
 
 rag=.venv/bin/rag
 which="${1:-all}"
-squad_json="${SQUAD_JSON:-../shared/data/squad2-dev/squad2-dev-public.json}"
+squad_json="${SQUAD_JSON:-evals/data/squad2-dev/squad2-dev-public.json}"
 
 case "$which" in seed|squad|all) ;; *) echo "usage: $0 [seed|squad|all]" >&2; exit 2 ;; esac
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Ship a trained reader: export it, measure it open-book, calibrate its refusal threshold, write its card.
 #
-#   scripts/ship_reader.sh [WEIGHTS] [NOTE]
+#   SQUAD11_TRAIN=path/to/train-v1.1.json.gz scripts/ship_reader.sh [WEIGHTS] [NOTE]
 #
+# SQUAD11_TRAIN: the SQuAD 1.1 training set the reader was trained on (its 16 held-out articles choose
+# the threshold); the public SQuAD 2.0 slice is read from evals/data/squad2-dev/.
 # WEIGHTS: a final.pt from training/train_reader.py (default ~/.cache/rag-cite/reader/final.pt), or several
 # of one run, comma-separated, whose parameters are averaged (the curve is copied from the last one's folder).
 # NOTE: a sentence for the model card about this run (budgets changed on resume, ...).
@@ -25,8 +27,8 @@ while IFS= read -r var; do unset "$var"; done < <(env | sed -n 's/^\(RAG_[A-Za-z
 weights="${1:-$HOME/.cache/rag-cite/reader/final.pt}"
 note="${2:-}"
 py=.venv/bin/python
-squad11=../shared/data/squad1.1-train/train-v1.1.json.gz
-slice=../shared/data/squad2-dev/squad2-dev-public.json
+squad11="${SQUAD11_TRAIN:?set SQUAD11_TRAIN to the SQuAD 1.1 training set (train-v1.1.json.gz) the reader was trained on}"
+slice=evals/data/squad2-dev/squad2-dev-public.json
 model=rag/answering/reader_model
 grid=0,0.1,0.2,0.3,0.4,0.5,0.6,0.7
 results=benchmarks/results/reader

@@ -31,7 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
         del os.environ[name]
 CORPUS = ROOT / "corpus"
 SEED_SOURCE = "000_530c0abb2a07a6c4.txt"
-SHARED = ROOT.parent / "shared"
+SQUAD_SLICE = ROOT / "evals" / "data" / "squad2-dev" / "squad2-dev-public.json"  # the public SQuAD 2.0 slice
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from rag.ingest.chunking import chunk_document, pack_sentences
 from rag.text.sentences import split_sentences
 
-from .conftest import CORPUS, SHARED
+from .conftest import CORPUS, SQUAD_SLICE
 
-SQUAD = SHARED / "data" / "squad2-dev" / "squad2-dev-public.json"
+SQUAD = SQUAD_SLICE
 
 
 def check_invariants(text: str, chunk_chars: int = 500, overlap: int = 1, max_sentence: int = 600) -> None:
@@ -47,7 +47,7 @@ def test_seed_article_chunks_satisfy_the_offset_invariant() -> None:
         check_invariants(path.read_bytes().decode("utf-8"))
 
 
-@pytest.mark.skipif(not SQUAD.exists(), reason="shared SQuAD slice not present")
+@pytest.mark.skipif(not SQUAD.exists(), reason="evals/data/squad2-dev/ is not here")
 def test_every_squad_article_satisfies_the_offset_invariant() -> None:
     data = json.loads(SQUAD.read_text(encoding="utf-8"))
     assert len(data["data"]) == 11

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED_GOLD = ROOT / "evals" / "gold" / "seed.jsonl"
 SEED_BASELINE_DIR = ROOT / "evals" / "baselines" / "seed"
 SEED_BASELINE = SEED_BASELINE_DIR / METRICS_FILE
-SQUAD_JSON = ROOT.parent / "shared" / "data" / "squad2-dev" / "squad2-dev-public.json"
+SQUAD_JSON = ROOT / "evals" / "data" / "squad2-dev" / "squad2-dev-public.json"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -220,7 +220,7 @@ def test_squad_converter_names_a_bad_file_in_one_line(tmp_path: Path, content: s
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.skipif(not SQUAD_JSON.exists(), reason="the shared SQuAD slice is not here")
+@pytest.mark.skipif(not SQUAD_JSON.exists(), reason="evals/data/squad2-dev/ is not here")
 def test_squad_converter_on_the_public_slice(tmp_path: Path) -> None:
     result = rag("squad", SQUAD_JSON, "--out", tmp_path)
     assert result.exit_code == 0, result.output
@@ -246,7 +246,7 @@ def test_squad_converter_on_the_public_slice(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SQUAD_JSON.exists(), reason="the shared SQuAD slice is not here")
+@pytest.mark.skipif(not SQUAD_JSON.exists(), reason="evals/data/squad2-dev/ is not here")
 def test_squad_sample_eval_runs_end_to_end(tmp_path: Path) -> None:
     assert rag("squad", SQUAD_JSON, "--out", tmp_path / "squad").exit_code == 0
     result = rag("eval", tmp_path / "squad" / "gold.jsonl", "--corpus", tmp_path / "squad" / "corpus",

@@ -3,7 +3,7 @@
 A call sends the working tree (at most 64 MiB, the shipped reader's 23 MB included) and returns at
 most 8 files of 16 MiB. So:
 
-    .venv/bin/python training/gpu_run.py bundle .gpu      # here: backbone in fp16 (46 MB) + SQuAD files
+    .venv/bin/python training/gpu_run.py bundle .gpu --squad11 TRAIN_JSON_GZ      # here: backbone in fp16 (46 MB) + SQuAD files
     # device run, carry [".gpu"], with rag/answering/reader_model/model.onnx moved aside for the call:
     #   bash scripts/gpu_train_reader.sh                  # trains, then `gpu_run.py pack-result`
     .venv/bin/python training/gpu_run.py unpack-result DIR   # here: DIR = the files that came back
@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("bundle", help="here: what the device call carries")
     b.add_argument("out", type=Path)
-    b.add_argument("--squad11", type=Path, default=Path("../shared/data/squad1.1-train/train-v1.1.json.gz"))
-    b.add_argument("--squad2", type=Path, default=Path("../shared/data/squad2-dev/squad2-dev-public.json"))
+    b.add_argument("--squad11", type=Path, required=True, help="the SQuAD 1.1 training set (train-v1.1.json.gz)")
+    b.add_argument("--squad2", type=Path, default=Path("evals/data/squad2-dev/squad2-dev-public.json"))
     p = sub.add_parser("pack-result", help="there: the trained weights in parts that can come back")
     p.add_argument("cache", type=Path)
     p.add_argument("out", type=Path)
