@@ -186,7 +186,6 @@ def reader_speed_section() -> list[str]:
     if not path.exists():
         return []
     r = _load(path)
-    b, a, ratio = r["before"], r["after"], r["ratio_after_over_before"]
     return [
         "## Answer speed against the code before (`benchmarks/reader_compare.py`)",
         "",
@@ -196,11 +195,7 @@ def reader_speed_section() -> list[str]:
         f"alternating, median. Before: the code at {r['before_source']}. Timings on another host differ (an "
         "AVX2-only host without VNNI reads 4-6x slower); compare the ratios.",
         "",
-        "| | warm ask p50 ms | warm ask p95 ms | cold `rag ask` s | refused |",
-        "|---|---:|---:|---:|---:|",
-        f"| before | {b['p50_ms']:.1f} | {b['p95_ms']:.1f} | {b['cold_s']:.2f} | {b['refused']} |",
-        f"| this code | {a['p50_ms']:.1f} | {a['p95_ms']:.1f} | {a['cold_s']:.2f} | {a['refused']} |",
-        f"| ratio | {ratio['warm_p50']:.2f} | {ratio['warm_p95']:.2f} | {ratio['cold']:.2f} | |",
+        *_speed_table(r),
         "",
         "The eval baselines' latencies above and the comparison run at the end were measured on this host too, "
         "on 2026-12-02. The embedding runtimes, the older cold `rag ask` and the embedded-only growth run below were measured "
@@ -211,17 +206,24 @@ def reader_speed_section() -> list[str]:
 
 def _other_host_speed(r: dict[str, Any]) -> list[str]:
     """The same comparison run again on another host (``reader_compare.py --out reader_compare-HOST.json``)."""
-    b, a, ratio = r["before"], r["after"], r["ratio_after_over_before"]
     return [
         f"The same comparison on {_host(r['host'])}, {r.get('date', 'undated')}, {r['questions']} questions, "
         f"before: {r['before_source']}:",
         "",
+        *_speed_table(r),
+        "",
+    ]
+
+
+def _speed_table(r: dict[str, Any]) -> list[str]:
+    """A reader_compare.py result as a table: before, this code, and their ratio."""
+    b, a, ratio = r["before"], r["after"], r["ratio_after_over_before"]
+    return [
         "| | warm ask p50 ms | warm ask p95 ms | cold `rag ask` s | refused |",
         "|---|---:|---:|---:|---:|",
         f"| before | {b['p50_ms']:.1f} | {b['p95_ms']:.1f} | {b['cold_s']:.2f} | {b['refused']} |",
         f"| this code | {a['p50_ms']:.1f} | {a['p95_ms']:.1f} | {a['cold_s']:.2f} | {a['refused']} |",
         f"| ratio | {ratio['warm_p50']:.2f} | {ratio['warm_p95']:.2f} | {ratio['cold']:.2f} | |",
-        "",
     ]
 
 
