@@ -14,8 +14,6 @@ from rag.text.sentences import split_sentences
 
 from .conftest import CORPUS, SQUAD_SLICE
 
-SQUAD = SQUAD_SLICE
-
 
 def check_invariants(text: str, chunk_chars: int = 500, overlap: int = 1, max_sentence: int = 600) -> None:
     sentences = split_sentences(text, max_sentence)
@@ -47,9 +45,8 @@ def test_seed_article_chunks_satisfy_the_offset_invariant() -> None:
         check_invariants(path.read_bytes().decode("utf-8"))
 
 
-@pytest.mark.skipif(not SQUAD.exists(), reason="evals/data/squad2-dev/ is not here")
 def test_every_squad_article_satisfies_the_offset_invariant() -> None:
-    data = json.loads(SQUAD.read_text(encoding="utf-8"))
+    data = json.loads(SQUAD_SLICE.read_text(encoding="utf-8"))
     assert len(data["data"]) == 11
     for article in data["data"]:
         check_invariants("\n\n".join(p["context"] for p in article["paragraphs"]))

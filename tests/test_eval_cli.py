@@ -21,12 +21,12 @@ from rag.cli.main import app
 from rag.evals.gold import load_gold
 from rag.evals.run import ANSWERS_FILE, METRICS_FILE, select_items
 from rag.records import Answer
+from tests.conftest import SQUAD_SLICE
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_GOLD = ROOT / "evals" / "gold" / "seed.jsonl"
 SEED_BASELINE_DIR = ROOT / "evals" / "baselines" / "seed"
 SEED_BASELINE = SEED_BASELINE_DIR / METRICS_FILE
-SQUAD_JSON = ROOT / "evals" / "data" / "squad2-dev" / "squad2-dev-public.json"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -220,15 +220,14 @@ def test_squad_converter_names_a_bad_file_in_one_line(tmp_path: Path, content: s
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.skipif(not SQUAD_JSON.exists(), reason="evals/data/squad2-dev/ is not here")
 def test_squad_converter_on_the_public_slice(tmp_path: Path) -> None:
-    result = rag("squad", SQUAD_JSON, "--out", tmp_path)
+    result = rag("squad", SQUAD_SLICE, "--out", tmp_path)
     assert result.exit_code == 0, result.output
     gold = load_gold(tmp_path / "gold.jsonl")
     assert gold.issues == [] and len(gold.items) == 3896
     texts = {p.name: p.read_text(encoding="utf-8") for p in (tmp_path / "corpus").iterdir()}
     assert len(texts) == 11
-    raw = json.loads(SQUAD_JSON.read_text(encoding="utf-8"))
+    raw = json.loads(SQUAD_SLICE.read_text(encoding="utf-8"))
     expected_starts = {}
     for article in raw["data"]:
         offset = 0
@@ -246,9 +245,8 @@ def test_squad_converter_on_the_public_slice(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SQUAD_JSON.exists(), reason="evals/data/squad2-dev/ is not here")
 def test_squad_sample_eval_runs_end_to_end(tmp_path: Path) -> None:
-    assert rag("squad", SQUAD_JSON, "--out", tmp_path / "squad").exit_code == 0
+    assert rag("squad", SQUAD_SLICE, "--out", tmp_path / "squad").exit_code == 0
     result = rag("eval", tmp_path / "squad" / "gold.jsonl", "--corpus", tmp_path / "squad" / "corpus",
                  "--out", tmp_path / "run", "--sample", "40")
     assert result.exit_code == 0, result.output
