@@ -309,3 +309,55 @@ def test_snapshot_is_reentrant_and_refuses_writes(town: tuple[Assistant, Path]) 
             catalog.set_meta("x", "y")
     catalog.set_meta("x", "y")  # allowed again once the snapshot is over
     assert catalog.get_meta("x") == "y"
+
+
+def test_a_reader_reopening_the_store_never_closes_it_under_this_process_writer(town: tuple[Assistant, Path]) -> None:
+    """Deterministic interleaving: a writer starts while a reader is reopening the vector store.
+
+    The reader closes its stale client and opens a new one; a writer of the same process that
+    began in between used to find the old client stopped ("'RustBindingsAPI' object has no
+    attribute 'bindings'", a CI failure of the test above). The reader now reopens only holding
+    the writer lock, so the writer waits for the new client.
+    """
+    assistant, corpus = town
+    index = assistant.index
+    reopen = index._reopen_store
+    assert reopen is not None, "this test needs reads through embedded Chroma"
+    inside, go_on = threading.Event(), threading.Event()
+
+    def slow_reopen() -> Any:
+        inside.set()
+        go_on.wait(20)
+        return reopen()
+
+    index._reopen_store = slow_reopen
+    index._store_generation = -1  # stale: the next question reopens the store
+    results: dict[str, Any] = {}
+
+    def ask() -> None:
+        try:
+            results["answer"] = assistant.ask(MID_QUESTION)
+        except BaseException as e:  # noqa: BLE001 - checked in the test thread
+            results["reader error"] = e
+
+    def ingest() -> None:
+        try:
+            results["report"] = assistant.ingest([corpus / TOWN])
+        except BaseException as e:  # noqa: BLE001
+            results["writer error"] = e
+
+    reader = threading.Thread(target=ask)
+    reader.start()
+    assert inside.wait(20), "the question never reopened the store"
+    (corpus / TOWN).write_text(VERSION_B, encoding="utf-8")
+    writer = threading.Thread(target=ingest)
+    writer.start()
+    writer.join(1.0)  # long enough for the writer to reach the store if nothing holds it back
+    go_on.set()
+    reader.join(30)
+    writer.join(30)
+    assert "reader error" not in results and "writer error" not in results, results
+    assert results["report"].updated == [TOWN]
+    assert version_of([c.model_dump() for c in results["answer"].citations]) == {"A"}
+    after = assistant.ask(MID_QUESTION)
+    assert version_of([c.model_dump() for c in after.citations]) == {"B"}

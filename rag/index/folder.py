@@ -324,9 +324,8 @@ class Index:
         if self._reopen_store is None:
             return self.store.query(vector, k, filters, doc_ids)
         with self._store_lock:
-            if generation != self._store_generation and not self.write_lock_held():
-                self._refresh_store()
-                self._store_generation = generation
+            if generation != self._store_generation:
+                self._refresh_unless_writing(generation)
             try:
                 return self.store.query(vector, k, filters, doc_ids)
             except StoreError as e:
@@ -334,11 +333,10 @@ class Index:
                 # inconsistent ("Error finding id"); reopen it once, and answer this question from
                 # the catalog's own vectors if that does not help. Never close the client under
                 # this process's own writer: answer from the catalog then.
-                if self.write_lock_held():
+                if not self._refresh_unless_writing(generation):
+                    logger.info("%s; answering from the catalog's vectors while this process writes", e)
                     return self._catalog_vectors().query(vector, k, filters, doc_ids)
-                logger.warning("%s; reopening the vector store", e)
-                self._refresh_store()
-                self._store_generation = generation
+                logger.warning("%s; reopened the vector store", e)
                 try:
                     return self.store.query(vector, k, filters, doc_ids)
                 except StoreError as again:
@@ -370,12 +368,19 @@ class Index:
                 self._fallback = CatalogVectors(self.catalog)
             return self._fallback
 
-    def write_lock_held(self) -> bool:
-        """Whether this process is writing (its own writes are in its client already)."""
-        if self.write_lock.acquire(blocking=False):
-            self.write_lock.release()
+    def _refresh_unless_writing(self, generation: int) -> bool:
+        """Reopen the vector store for ``generation`` unless this process is writing; say whether
+        it did. The writer uses the store without ``_store_lock``, so the check and the close must
+        be one step under its lock: checked first and closed after, a writer that started in
+        between found its client stopped ("'RustBindingsAPI' object has no attribute 'bindings'")."""
+        if not self.write_lock.acquire(blocking=False):
             return False
-        return True
+        try:
+            self._refresh_store()
+            self._store_generation = generation
+            return True
+        finally:
+            self.write_lock.release()
 
     def _refresh_store(self) -> None:
         if self._reopen_store is None:
