@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag.answering.reader import DEFAULT_MODEL_DIR, ReaderError, SpanReader, card_sha256
@@ -402,3 +403,23 @@ def test_checkpoints_average_parameter_by_parameter(tmp_path: Path) -> None:
     assert both["args"] == {"examples": 20, "averaged": ["a.pt", "b.pt"]} and both["steps"] == 7
     with pytest.raises(SystemExit, match="c.pt: its parameters are not those of"):
         load_weights([a, save("c.pt", 0.0, {}, extra=True)])
+
+
+def test_span_search_finds_what_the_square_matrix_did() -> None:
+    """The banded span search (start, up to max_answer_tokens ends) picks the same spans, in the
+    same order and with the same scores, as sorting the whole start-by-end matrix did."""
+    from rag.answering.reader import best_pairs, span_scores
+
+    rng = np.random.default_rng(7)
+    for n_tokens in (1, 2, 5, 29, 30, 31, 130):
+        start, end = rng.normal(size=n_tokens).astype(np.float32), rng.normal(size=n_tokens).astype(np.float32)
+        square = start[:, None] + end[None, :]
+        ones = np.ones_like(square, dtype=bool)
+        square = np.where(np.triu(ones) & ~np.triu(ones, k=30), square, -np.inf)
+        finite = int(np.isfinite(square).sum())
+        banded = span_scores(start, end, 30)
+        for top in (1, 5, 20, n_tokens * n_tokens + 3):
+            want = [divmod(int(k), n_tokens) for k in np.argsort(square, axis=None)[::-1][: min(top, finite)]]
+            got = [(a, a + d) for a, d in best_pairs(banded, top)]
+            assert got == want
+            assert [float(banded[a, d]) for a, d in best_pairs(banded, top)] == [float(square[a, b]) for a, b in want]
