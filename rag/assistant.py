@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
+import threading
 import time
 import unicodedata
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -151,6 +154,8 @@ class Assistant:
         self.settings = index.settings
         self.retriever = Retriever(index, self.settings.retrieval)
         self.extractive = ExtractiveAnswerer(self.settings.answer)
+        self._aside: ThreadPoolExecutor | None = None  # embeds questions beside the catalog search
+        self._aside_lock = threading.Lock()
         if answerer is None or isinstance(answerer, str):
             answerer = make_answerer(answerer or self.settings.answer.answerer, self.settings, self.extractive)
         self.answerer: Answerer = answerer
@@ -198,9 +203,18 @@ class Assistant:
         question = clean_question(question, self.settings.answer.max_question_chars)
         return self._embedded(question, self._rewrite(question, parse_history(history)), filters, top_k)
 
-    def _embedded(self, question: str, rewritten: Rewrite, filters: Filters | None, top_k: int | None) -> Query:
-        return Query(question, rewritten.standalone, self.index.embed_query(rewritten.standalone), rewritten.focus,
-                     filters or Filters(), top_k)
+    def _embedded(self, question: str, rewritten: Rewrite, filters: Filters | None, top_k: int | None,
+                  aside: bool = False) -> Query:
+        """The ``Query``; ``aside``: embedded in another thread, while the caller searches the
+        catalog's words (ONNX Runtime leaves Python's lock free during the pass)."""
+        if aside:
+            with self._aside_lock:
+                if self._aside is None:
+                    self._aside = ThreadPoolExecutor(max(8, 4 * (os.cpu_count() or 1)), thread_name_prefix="embed")
+            embedding: Any = self._aside.submit(self.index.embed_query, rewritten.standalone)
+        else:
+            embedding = self.index.embed_query(rewritten.standalone)
+        return Query(question, rewritten.standalone, embedding, rewritten.focus, filters or Filters(), top_k)
 
     def ask(
         self,
@@ -245,8 +259,8 @@ class Assistant:
         question = clean_question(question, self.settings.answer.max_question_chars)
         rewritten = self._rewrite(question, parse_history(history))
         t_rewrite = time.perf_counter()  # the question's embedding counts as retrieval, as before
-        query = self._embedded(question, rewritten, filters, top_k)
-        standalone, query_vector = query.standalone, query.vector
+        query = self._embedded(question, rewritten, filters, top_k, aside=True)
+        standalone = query.standalone
         # A follow-up whose pronoun was resolved has a narrower focus than what was searched;
         # the extractive answerer picks its sentence for the focus (see rag.answering.rewrite.Rewrite).
         use_focus = query.focus != standalone and self.answerer is self.extractive
@@ -257,6 +271,7 @@ class Assistant:
         # mid-question must not pair one version's offsets with another version's text.
         with self.index.catalog.snapshot():
             hits = self.retriever.retrieve(query)
+            query_vector = query.vector  # made by now: retrieval searched with it
             t_retrieve = time.perf_counter()
             if streamer is None:
                 answer = self._verified(question, standalone, self._answer(standalone, hits, query_vector, focus_arg), hits)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,12 +91,14 @@ class Query:
 
     ``standalone`` is what is searched (a follow-up rewritten to stand alone); ``focus`` is the
     narrower part an answerer may pick its sentence for (``rag.answering.rewrite.Rewrite``);
-    ``vector`` is ``standalone`` embedded, once; ``top_k`` None means the configured value.
+    ``embedding`` is ``standalone`` embedded, once, or the embedding still being made (a
+    ``Future``: the Assistant embeds while the catalog is searched); ``vector`` waits for it.
+    ``top_k`` None means the configured value.
     """
 
     question: str
     standalone: str
-    vector: np.ndarray = field(repr=False, compare=False)
+    embedding: np.ndarray | Future[np.ndarray] = field(repr=False, compare=False)
     focus: str = ""
     filters: Filters = NO_FILTERS
     top_k: int | None = None
@@ -105,3 +108,8 @@ class Query:
             raise QueryError(f"top_k ({self.top_k}) must be at least 1")
         if not self.focus:
             object.__setattr__(self, "focus", self.standalone)
+
+    @property
+    def vector(self) -> np.ndarray:
+        """``standalone`` embedded (waiting for it if it is still being made)."""
+        return self.embedding.result() if isinstance(self.embedding, Future) else self.embedding

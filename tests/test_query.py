@@ -6,6 +6,7 @@ Each store's own translation (the catalog's SQL, Chroma's ``where``, the exact s
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +105,26 @@ def test_a_query_validates_top_k() -> None:
     with pytest.raises(QueryError, match=r"top_k \(0\)"):
         Query("q", "q", np.zeros(4, np.float32), top_k=0)
     assert Query("q", "q", np.zeros(4, np.float32)).focus == "q"
+
+
+def test_a_query_embedded_in_another_thread_gives_its_vector_when_asked() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    started = threading.Event()
+
+    def embed() -> np.ndarray:
+        started.wait(5)
+        return np.ones(4, np.float32)
+
+    with ThreadPoolExecutor(1) as pool:
+        query = Query("q", "q", pool.submit(embed))
+        started.set()
+        assert query.vector.tolist() == [1.0, 1.0, 1.0, 1.0]
+
+    def fail() -> np.ndarray:
+        raise RuntimeError("model file missing")
+
+    with ThreadPoolExecutor(1) as pool:
+        broken = Query("q", "q", pool.submit(fail))
+        with pytest.raises(RuntimeError, match="model file missing"):
+            _ = broken.vector

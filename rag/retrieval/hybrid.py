@@ -1,6 +1,7 @@
 """Hybrid retrieval: dense (Chroma) + BM25 candidates, fused with reciprocal rank fusion.
 
-The Assistant's ``Query`` (``rag.query``) comes in already embedded: nothing here embeds again.
+The Assistant's ``Query`` (``rag.query``) comes in embedded, or being embedded in another thread
+(the words are searched first, meanwhile): nothing here embeds again.
 Its ``Filters`` (by source, exact names or a trailing-``*`` prefix, and by date range) are
 applied inside the stores, before their top candidates are taken, each store translating them
 itself: the catalog selects the allowed documents in SQL (the BM25 search keeps to them) and the
@@ -64,18 +65,19 @@ class Retriever:
     def retrieve(self, query: Query) -> list[Hit]:
         """The top ``query.top_k`` hits (default ``retrieval.top_k``) for ``query.standalone``."""
         with self.index.catalog.snapshot():  # re-entrant: the caller's snapshot when it holds one
-            return self._retrieve(query.standalone, query.filters, query.top_k or self.settings.top_k, query.vector)
+            return self._retrieve(query, query.filters, query.top_k or self.settings.top_k)
 
-    def _retrieve(self, question: str, filters: Filters, top_k: int, vector: Any) -> list[Hit]:
+    def _retrieve(self, query: Query, filters: Filters, top_k: int) -> list[Hit]:
         s = self.settings
         catalog = self.index.catalog
         allowed = None if filters.empty else catalog.doc_ids_where(filters)
         if allowed is not None and not allowed:
             return []
-        dense = self._dense_chunks(vector, filters, allowed)
-        tokens = tokenize(question)
+        # The words first: the question's vector may still be being made in another thread.
+        tokens = tokenize(query.standalone)
         lexical = catalog.lexical_search(tokens, s.candidates, allowed)
         terms = catalog.term_stats(tokens)
+        dense = self._dense_chunks(query.vector, filters, allowed)
         fused = reciprocal_rank_fusion(
             [[cid for cid, _ in dense], [cid for cid, _ in lexical]], s.rrf_k, [s.dense_weight, s.lexical_weight]
         )
@@ -90,7 +92,7 @@ class Retriever:
             if cid in chunks  # a chunk deleted by a concurrent ingest is simply left out
         ]
         if s.reranker:
-            hits = self._rerank(question, hits)
+            hits = self._rerank(query.standalone, hits)
         hits = hits[:top_k]
         if s.keep_only_last and hits:
             hits = hits[-1:]
