@@ -189,6 +189,7 @@ QUERY_PATH = """
 import sys, time
 from rag.config import Settings
 {body}
+print('rich' in sys.modules)
 print([m for m in ('torch', 'sentence_transformers', 'transformers', 'chromadb', 'nltk') if m in sys.modules])
 """
 
@@ -198,7 +199,7 @@ def test_ask_and_serve_do_not_import_torch(seed_index_dir: Path, entry: str) -> 
     """`rag ask`, and `rag serve` up to a launched app answering a question, import no torch and
     no NLTK (over a second to import; answers read the stored sentence spans);
     `rag ask` on a small index (the catalog's vectors searched exactly) not even chromadb (the
-    UI opens a writer, for uploads)."""
+    UI opens a writer, for uploads), nor rich."""
     if entry == "ask":
         body = ("from rag.cli.main import app\n"
                 f"try:\n    app(['ask', 'What share of microelectronics came from China?', '--index', {str(seed_index_dir)!r}])\n"
@@ -218,6 +219,8 @@ def test_ask_and_serve_do_not_import_torch(seed_index_dir: Path, entry: str) -> 
     assert out.returncode == 0, out.stderr[-2000:]
     want = "[]" if entry == "ask" else "['chromadb']"
     assert out.stdout.strip().splitlines()[-1] == want, out.stdout[-500:]
+    if entry == "ask":  # nor rich (30 ms of a cold start): the answer is printed with click's styles
+        assert out.stdout.strip().splitlines()[-2] == "False", out.stdout[-500:]
 
 
 def test_export_is_shared_by_concurrent_first_users(tmp_path: Path, embedder: OnnxEmbedder) -> None:

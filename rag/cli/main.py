@@ -157,17 +157,19 @@ def _read_history(path: Path) -> list[dict[str, str]]:
 
 
 def _print_answer(answer: Any) -> None:
-    from rich.console import Console
-    from rich.markup import escape
+    """The answer, then each citation: source and offsets, then the quote. Styled with click's
+    ``style`` (typer's own), which ``echo`` strips when the output is not a terminal: importing
+    rich for these few styles cost 30 ms of a cold ``rag ask`` (of about 0.9 s)."""
+    def dim(text: str) -> str:
+        return typer.style(text, dim=True)
 
-    console = Console(highlight=False, soft_wrap=True)
     if answer.standalone_question != answer.question:
-        console.print(f"[dim]searched: {escape(answer.standalone_question)}[/dim]")
-    console.print(escape(_with_provenance(answer)))
+        typer.echo(dim(f"searched: {answer.standalone_question}"))
+    typer.echo(_with_provenance(answer))
     for c in answer.citations:
-        console.print(f"\n[bold][{c.id}][/bold] {escape(c.source)} [dim]chars {c.start}-{c.end}[/dim]")
-        console.print(f"    “{escape(c.quote)}”")
-    console.print(f"\n[dim]{answer.timings_ms.get('total', 0):.0f} ms[/dim]")
+        typer.echo(f"\n{typer.style(f'[{c.id}]', bold=True)} {c.source} {dim(f'chars {c.start}-{c.end}')}")
+        typer.echo(f"    “{c.quote}”")
+    typer.echo(f"\n{dim(format(answer.timings_ms.get('total', 0), '.0f') + ' ms')}")
 
 
 def _with_provenance(answer: Any) -> str:
