@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -69,6 +70,26 @@ class Focus:
 
     question: str
     vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class QuestionTerms(TermStats):
+    """The index's term statistics for one question's tokens, each idf computed once: every idf
+    the sentence features ask for is a question token's, asked for once per sentence and feature."""
+
+    _idf_of: dict[str, float] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _max: list[float] = field(default_factory=list, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._idf_of.update({t: TermStats.idf(self, t) for t in self.df})
+        self._max.append(TermStats.max_idf(self))
+
+    def idf(self, token: str) -> float:
+        value = self._idf_of.get(token)
+        return value if value is not None else TermStats.idf(self, token)
+
+    def max_idf(self) -> float:
+        return self._max[0]
 
 
 def idf_coverage(q_tokens: list[str], tokens: set[str], lexical: TermStats) -> float:
@@ -169,7 +190,16 @@ class ExtractiveAnswerer:
         # Every idf a feature asks for is a question token's: look each up once, not once per
         # sentence and feature (49,000 lookups in the index's statistics for 150 questions).
         index_terms = hits[0].terms if hits else TermStats({}, 0)
-        lexical = TermStats({t: index_terms.df.get(t, 0) for t in q_tokens}, index_terms.n)
+        lexical = QuestionTerms({t: index_terms.df.get(t, 0) for t in q_tokens}, index_terms.n)
+        stems: dict[tuple[str, int], list[str]] = {}  # a sentence is tokenized once, not again as a neighbour
+
+        def stems_of(doc_id: str, row: SentenceRow) -> list[str]:
+            key = (doc_id, row.idx)
+            if key not in stems:
+                stems[key] = tokenize(hit_text[doc_id][row.start : row.end])
+            return stems[key]
+
+        hit_text = {h.chunk.doc_id: h.document_text for h in hits}
         q_words = set(words(question))
         wanted = expected_type(question)
         seen: set[tuple[str, int]] = set()
@@ -189,7 +219,8 @@ class ExtractiveAnswerer:
                 if sentence in seen_text:  # the same sentence in a duplicate document
                     continue
                 seen_text.add(sentence)
-                out.append(self._features(text, row, by_idx, hit, rank, q_tokens, q_words, wanted, query_vector, lexical))
+                out.append(self._features(text, row, by_idx, hit, rank, q_tokens, q_words, wanted, query_vector, lexical,
+                                          stems_of))
         if out:
             x = with_relative(np.stack([s.features for s in out]))
             for s, row in zip(out, x):
@@ -210,15 +241,16 @@ class ExtractiveAnswerer:
         wanted: AType,
         query_vector: np.ndarray,
         lexical: TermStats,
+        stems_of: Callable[[str, SentenceRow], list[str]],
     ) -> ScoredSentence:
         sentence = text[row.start : row.end]
-        stems = tokenize(sentence)
+        stems = stems_of(hit.chunk.doc_id, row)
         tokens = set(stems)
         context = set(tokens)
         neighbour_cos = 0.0
         for j in (row.idx - 1, row.idx + 1):
             if j in by_idx:
-                context.update(tokenize(text[by_idx[j].start : by_idx[j].end]))
+                context.update(stems_of(hit.chunk.doc_id, by_idx[j]))
                 neighbour_cos = max(neighbour_cos, float(query_vector @ by_idx[j].vector))
         typed: list[Candidate] = []
         if wanted is not AType.OTHER:
