@@ -379,9 +379,14 @@ class Assistant:
         return HybridRetriever(self.retriever, lambda question: self.query(question, filters=filters, top_k=top_k))
 
     def close(self) -> None:
-        """Release the answerer's resources (an in-process LLM server) and this thread's catalog."""
+        """Release the answerer's resources (an in-process LLM server), the question-embedding
+        threads and this thread's catalog."""
         if isinstance(self.answerer, Closes) and self.answerer is not self.extractive:
             self.answerer.close()
+        with self._aside_lock:
+            if self._aside is not None:
+                self._aside.shutdown(wait=False)
+                self._aside = None
         self.index.catalog.close()
 
 
