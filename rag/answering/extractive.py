@@ -77,19 +77,19 @@ class QuestionTerms(TermStats):
     """The index's term statistics for one question's tokens, each idf computed once: every idf
     the sentence features ask for is a question token's, asked for once per sentence and feature."""
 
-    _idf_of: dict[str, float] = field(default_factory=dict, init=False, repr=False, compare=False)
-    _max: list[float] = field(default_factory=list, init=False, repr=False, compare=False)
+    _idf_of: dict[str, float] = field(init=False, repr=False, compare=False)
+    _max_idf: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._idf_of.update({t: TermStats.idf(self, t) for t in self.df})
-        self._max.append(TermStats.max_idf(self))
+        object.__setattr__(self, "_idf_of", {t: TermStats.idf(self, t) for t in self.df})
+        object.__setattr__(self, "_max_idf", TermStats.max_idf(self))
 
     def idf(self, token: str) -> float:
         value = self._idf_of.get(token)
         return value if value is not None else TermStats.idf(self, token)
 
     def max_idf(self) -> float:
-        return self._max[0]
+        return self._max_idf
 
 
 def idf_coverage(q_tokens: list[str], tokens: set[str], lexical: TermStats) -> float:
@@ -193,13 +193,12 @@ class ExtractiveAnswerer:
         lexical = QuestionTerms({t: index_terms.df.get(t, 0) for t in q_tokens}, index_terms.n)
         stems: dict[tuple[str, int], list[str]] = {}  # a sentence is tokenized once, not again as a neighbour
 
-        def stems_of(doc_id: str, row: SentenceRow) -> list[str]:
-            key = (doc_id, row.idx)
+        def stems_of(hit: Hit, row: SentenceRow) -> list[str]:
+            key = (hit.chunk.doc_id, row.idx)
             if key not in stems:
-                stems[key] = tokenize(hit_text[doc_id][row.start : row.end])
+                stems[key] = tokenize(hit.document_text[row.start : row.end])
             return stems[key]
 
-        hit_text = {h.chunk.doc_id: h.document_text for h in hits}
         q_words = set(words(question))
         wanted = expected_type(question)
         seen: set[tuple[str, int]] = set()
@@ -241,16 +240,16 @@ class ExtractiveAnswerer:
         wanted: AType,
         query_vector: np.ndarray,
         lexical: TermStats,
-        stems_of: Callable[[str, SentenceRow], list[str]],
+        stems_of: Callable[[Hit, SentenceRow], list[str]],
     ) -> ScoredSentence:
         sentence = text[row.start : row.end]
-        stems = stems_of(hit.chunk.doc_id, row)
+        stems = stems_of(hit, row)
         tokens = set(stems)
         context = set(tokens)
         neighbour_cos = 0.0
         for j in (row.idx - 1, row.idx + 1):
             if j in by_idx:
-                context.update(stems_of(hit.chunk.doc_id, by_idx[j]))
+                context.update(stems_of(hit, by_idx[j]))
                 neighbour_cos = max(neighbour_cos, float(query_vector @ by_idx[j].vector))
         typed: list[Candidate] = []
         if wanted is not AType.OTHER:

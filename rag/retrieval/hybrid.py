@@ -65,11 +65,12 @@ class Retriever:
     def retrieve(self, query: Query) -> list[Hit]:
         """The top ``query.top_k`` hits (default ``retrieval.top_k``) for ``query.standalone``."""
         with self.index.catalog.snapshot():  # re-entrant: the caller's snapshot when it holds one
-            return self._retrieve(query, query.filters, query.top_k or self.settings.top_k)
+            return self._retrieve(query, query.top_k or self.settings.top_k)
 
-    def _retrieve(self, query: Query, filters: Filters, top_k: int) -> list[Hit]:
+    def _retrieve(self, query: Query, top_k: int) -> list[Hit]:
         s = self.settings
         catalog = self.index.catalog
+        filters = query.filters
         allowed = None if filters.empty else catalog.doc_ids_where(filters)
         if allowed is not None and not allowed:
             return []
